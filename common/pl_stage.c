@@ -1,0 +1,467 @@
+/*
+ * pl_stage: claim, step, complete; sweep; park (see pl_stage.h).
+ *
+ * Trusts the SQL functions of 0002_stage_handoff.sql and the stage's step;
+ * trusts nothing in work messages beyond "a case id to try". Owns its
+ * database connection, PULL socket, timers and the jobs in progress.
+ */
+#include "pl_stage.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "pl_alloc.h"
+#include "pl_bus.h"
+#include "pl_db.h"
+#include "pl_json.h"
+#include "pl_log.h"
+#include "pl_msg.h"
+#include "pl_uuid.h"
+
+static const pl_db_stmt_t statements[] = {
+    {"stage_claim", "SELECT plaint_stage_claim($1::uuid, $2, $3::uuid, $4::interval, $5::int)"},
+    {"stage_sweep", "SELECT plaint_stage_sweep($1, $2::uuid, $3::interval, $4::interval,"
+                    " $5::int, $6::int, $7)"},
+    {"stage_complete", "SELECT plaint_stage_complete($1::uuid, $2::uuid, $3, $4, $5::jsonb, $6,"
+                       " $7::jsonb, $8)"},
+    {"stage_fail", "SELECT plaint_stage_fail($1::uuid, $2::uuid, $3, $4, $5::interval, $6::int,"
+                   " $7)"},
+    {"stage_release", "SELECT plaint_stage_release($1::uuid, $2::uuid)"},
+};
+
+static pl_cfg_setting_t settings[6];
+
+struct pl_stage_job {
+    pl_stage_t *stage;
+    pl_stage_job_t *prev, *next;
+    char case_id[PL_UUID_STR];
+    char token[PL_UUID_STR];
+    cJSON *row;
+    int attempt;
+    bool ending; /* done, fail or release sent */
+};
+
+struct pl_stage {
+    uv_loop_t *loop;
+    pl_stage_opts_t opts;
+    pl_db_t *db;
+    pl_sock_t *pull;
+    uv_timer_t *sweep_timer;
+    uv_timer_t *grace_timer;
+    pl_stage_job_t *jobs;
+    int64_t active; /* claims in flight plus jobs in progress */
+    bool sweeping;
+    bool paused;
+    bool stopping;
+    bool abandoned; /* grace ran out: stop without waiting for steps */
+    int releasing;
+    pl_stage_stats_t stats;
+    void (*stopped)(void *arg);
+    void *stopped_arg;
+    char lease[40], patience[40], backoff[40], max_attempts[24];
+};
+
+const pl_cfg_setting_t *pl_stage_settings(pl_stage_cfg_t *cfg, size_t *n)
+{
+    pl_cfg_setting_t table[6] = {
+        {"PLAINT_STAGE_LEASE", "30s", PL_CFG_DURATION, &cfg->lease_ms, 100, 86400000,
+         "how long a claimed case stays with one replica before others may take it"},
+        {"PLAINT_STAGE_SWEEP", "2s", PL_CFG_DURATION, &cfg->sweep_ms, 10, 3600000,
+         "how often a stage looks for cases stuck in its input state"},
+        {"PLAINT_STAGE_PATIENCE", "5s", PL_CFG_DURATION, &cfg->patience_ms, 0, 86400000,
+         "age in its input state at which the sweep takes a case"},
+        {"PLAINT_STAGE_BACKOFF", "1s", PL_CFG_DURATION, &cfg->backoff_ms, 0, 3600000,
+         "wait after a failed attempt, times the attempts so far"},
+        {"PLAINT_STAGE_MAX_ATTEMPTS", "5", PL_CFG_INT, &cfg->max_attempts, 1, 1000,
+         "attempts before a case is parked for an operator"},
+        {"PLAINT_STAGE_CONCURRENCY", "32", PL_CFG_INT, &cfg->concurrency, 1, 10000,
+         "cases in progress at once in one process"},
+    };
+    memcpy(settings, table, sizeof table);
+    *n = 6;
+    return settings;
+}
+
+static void interval_text(char *buf, size_t size, int64_t ms)
+{
+    snprintf(buf, size, "%lld milliseconds", (long long)ms);
+}
+
+static void resume_if_room(pl_stage_t *s)
+{
+    if (s->paused && !s->stopping && s->active < s->opts.cfg.concurrency) {
+        s->paused = false;
+        pl_sock_resume(s->pull);
+    }
+}
+
+static void check_stopped(pl_stage_t *s)
+{
+    if (s->stopping && (s->active == 0 || s->abandoned) && s->releasing == 0 && s->stopped) {
+        void (*done)(void *) = s->stopped;
+        s->stopped = NULL;
+        if (s->grace_timer)
+            (void)uv_timer_stop(s->grace_timer);
+        done(s->stopped_arg);
+    }
+}
+
+/* ---- jobs ---- */
+
+static pl_stage_job_t *job_new(pl_stage_t *s, const char *row_json, const char *token)
+{
+    cJSON *row = cJSON_Parse(row_json);
+    const char *case_id = pl_json_str(row, "case_id", NULL);
+    if (!row || !case_id) {
+        cJSON_Delete(row);
+        return NULL;
+    }
+    pl_stage_job_t *job = pl_calloc(1, sizeof *job);
+    job->stage = s;
+    job->row = row;
+    snprintf(job->case_id, sizeof job->case_id, "%s", case_id);
+    snprintf(job->token, sizeof job->token, "%s", token);
+    job->attempt = (int)pl_json_int(row, "stage_attempts", 1);
+    job->next = s->jobs;
+    if (s->jobs)
+        s->jobs->prev = job;
+    s->jobs = job;
+    s->stats.claimed++;
+    return job;
+}
+
+static void job_free(pl_stage_job_t *job)
+{
+    pl_stage_t *s = job->stage;
+    if (job->prev)
+        job->prev->next = job->next;
+    else
+        s->jobs = job->next;
+    if (job->next)
+        job->next->prev = job->prev;
+    cJSON_Delete(job->row);
+    pl_free(job);
+    s->active--;
+    resume_if_room(s);
+    check_stopped(s);
+}
+
+static void start_job(pl_stage_t *s, const char *row_json, const char *token)
+{
+    pl_stage_job_t *job = job_new(s, row_json, token);
+    if (!job) {
+        s->active--;
+        pl_log_error("claimed case is unreadable", "stage", s->opts.name, NULL);
+        return;
+    }
+    s->opts.step(job, s->opts.arg);
+}
+
+const cJSON *pl_stage_job_case(const pl_stage_job_t *job)
+{
+    return job->row;
+}
+
+const char *pl_stage_job_case_id(const pl_stage_job_t *job)
+{
+    return job->case_id;
+}
+
+int pl_stage_job_attempt(const pl_stage_job_t *job)
+{
+    return job->attempt;
+}
+
+/* ---- claiming ---- */
+
+typedef struct claim {
+    pl_stage_t *stage;
+    char token[PL_UUID_STR];
+    int reserved; /* slots counted in active for this call */
+} claim_t;
+
+static void on_claimed(PGresult *res, const pl_err_t *err, void *arg)
+{
+    claim_t *c = arg;
+    pl_stage_t *s = c->stage;
+    int rows = err ? 0 : PQntuples(res);
+    if (err)
+        pl_log_warn("claim failed", "stage", s->opts.name, "error", err->message, NULL);
+    s->active -= c->reserved - rows;
+    for (int r = 0; r < rows; r++)
+        start_job(s, PQgetvalue(res, r, 0), c->token);
+    pl_free(c);
+    resume_if_room(s);
+    check_stopped(s);
+}
+
+static void claim_one(pl_stage_t *s, const char *case_id)
+{
+    claim_t *c = pl_calloc(1, sizeof *c);
+    c->stage = s;
+    c->reserved = 1;
+    pl_uuid_v4(c->token);
+    const char *params[5] = {case_id, s->opts.input_state, c->token, s->lease, s->max_attempts};
+    s->active++;
+    if (pl_db_exec(s->db, "stage_claim", 5, params, on_claimed, c) < 0) {
+        s->active--; /* the sweep will find it once the database is back */
+        pl_free(c);
+    }
+}
+
+static void on_swept(PGresult *res, const pl_err_t *err, void *arg)
+{
+    claim_t *c = arg;
+    c->stage->sweeping = false;
+    if (!err && PQntuples(res) > 0) {
+        char n[24];
+        c->stage->stats.swept += (uint64_t)PQntuples(res);
+        pl_log_info("swept stuck cases", "stage", c->stage->opts.name, "count",
+                    pl_log_int(n, PQntuples(res)), NULL);
+    }
+    on_claimed(res, err, arg);
+}
+
+static void on_sweep_timer(uv_timer_t *timer)
+{
+    pl_stage_t *s = timer->data;
+    int64_t room = s->opts.cfg.concurrency - s->active;
+    if (s->sweeping || s->stopping || room <= 0 || !pl_db_ready(s->db))
+        return;
+    claim_t *c = pl_calloc(1, sizeof *c);
+    c->stage = s;
+    c->reserved = (int)room;
+    pl_uuid_v4(c->token);
+    char limit[24];
+    snprintf(limit, sizeof limit, "%lld", (long long)room);
+    const char *params[7] = {s->opts.input_state, c->token, s->lease, s->patience,
+                             s->max_attempts, limit, s->opts.name};
+    s->active += room;
+    s->sweeping = true;
+    if (pl_db_exec(s->db, "stage_sweep", 7, params, on_swept, c) < 0) {
+        s->active -= room;
+        s->sweeping = false;
+        pl_free(c);
+    }
+}
+
+static void on_work(pl_sock_t *sock, zmq_msg_t *frames, size_t n, void *arg)
+{
+    pl_stage_t *s = arg;
+    (void)sock;
+    if (n != 1 || s->stopping)
+        return;
+    pl_msg_t msg = {0};
+    pl_errlist_t errs = PL_ERRLIST_INIT;
+    if (pl_msg_parse(zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]), &msg, &errs) == 0) {
+        const char *case_id = pl_json_str(msg.data, "case_id", NULL);
+        if (case_id && pl_uuid_valid(case_id))
+            claim_one(s, case_id);
+    }
+    pl_errlist_reset(&errs);
+    pl_msg_release(&msg);
+    if (s->active >= s->opts.cfg.concurrency && !s->paused) {
+        /* Leave further work in ZeroMQ's queue, where PUSH steers new
+         * messages to replicas with room. */
+        s->paused = true;
+        pl_sock_pause(s->pull);
+    }
+}
+
+/* ---- ending jobs ---- */
+
+static void on_completed(PGresult *res, const pl_err_t *err, void *arg)
+{
+    pl_stage_job_t *job = arg;
+    pl_stage_t *s = job->stage;
+    if (err)
+        /* Outcome unknown: if it did not commit, the lease expires and a
+         * sweep does the step again; the state check makes that safe. */
+        pl_log_warn("completing a case failed", "stage", s->opts.name, "case_id", job->case_id,
+                    "error", err->message, NULL);
+    else if (PQgetvalue(res, 0, 0)[0] == 't')
+        s->stats.completed++;
+    else {
+        s->stats.lost_races++;
+        pl_log_info("case already moved on; nothing changed", "stage", s->opts.name, "case_id",
+                    job->case_id, NULL);
+    }
+    job_free(job);
+}
+
+void pl_stage_job_done(pl_stage_job_t **job_p, const char *out_state, cJSON *patch,
+                       const char *event_type, cJSON *event_data)
+{
+    pl_stage_job_t *job = *job_p;
+    *job_p = NULL;
+    pl_stage_t *s = job->stage;
+    job->ending = true;
+    char *patch_json = pl_json_print(patch ? patch : cJSON_CreateObject());
+    char *data_json = pl_json_print(event_data ? event_data : cJSON_CreateObject());
+    cJSON_Delete(patch);
+    cJSON_Delete(event_data);
+    const char *params[8] = {job->case_id, job->token, s->opts.input_state, out_state,
+                             patch_json, event_type, data_json, s->opts.name};
+    int rc = pl_db_exec(s->db, "stage_complete", 8, params, on_completed, job);
+    pl_free(patch_json);
+    pl_free(data_json);
+    if (rc < 0) {
+        pl_log_warn("cannot complete a case now; its lease will expire", "stage", s->opts.name,
+                    "case_id", job->case_id, NULL);
+        job_free(job);
+    }
+}
+
+static void on_failed(PGresult *res, const pl_err_t *err, void *arg)
+{
+    pl_stage_job_t *job = arg;
+    pl_stage_t *s = job->stage;
+    if (!err && PQgetvalue(res, 0, 0)[0] == 't') {
+        s->stats.parked++;
+        pl_log_warn("case parked", "stage", s->opts.name, "case_id", job->case_id, NULL);
+    }
+    job_free(job);
+}
+
+void pl_stage_job_fail(pl_stage_job_t **job_p, const char *reason)
+{
+    pl_stage_job_t *job = *job_p;
+    *job_p = NULL;
+    pl_stage_t *s = job->stage;
+    job->ending = true;
+    s->stats.failed++;
+    char attempt[24];
+    pl_log_warn("step failed", "stage", s->opts.name, "case_id", job->case_id, "attempt",
+                pl_log_int(attempt, job->attempt), "reason", reason, NULL);
+    const char *params[7] = {job->case_id, job->token, s->opts.input_state, reason,
+                             s->backoff, s->max_attempts, s->opts.name};
+    if (pl_db_exec(s->db, "stage_fail", 7, params, on_failed, job) < 0)
+        job_free(job);
+}
+
+/* ---- stopping ---- */
+
+static void on_released(PGresult *res, const pl_err_t *err, void *arg)
+{
+    pl_stage_t *s = arg;
+    (void)res;
+    (void)err;
+    s->releasing--;
+    check_stopped(s);
+}
+
+static void on_grace_expired(uv_timer_t *timer)
+{
+    pl_stage_t *s = timer->data;
+    for (pl_stage_job_t *job = s->jobs; job; job = job->next) {
+        if (job->ending)
+            continue;
+        job->ending = true;
+        const char *params[2] = {job->case_id, job->token};
+        if (pl_db_exec(s->db, "stage_release", 2, params, on_released, s) == 0)
+            s->releasing++;
+    }
+    /* Jobs whose step never ends no longer hold the stop: their claims are
+     * handed back or will expire. */
+    s->abandoned = true;
+    check_stopped(s);
+}
+
+void pl_stage_stop(pl_stage_t *s, int64_t grace_ms, void (*done)(void *arg), void *arg)
+{
+    s->stopping = true;
+    s->stopped = done;
+    s->stopped_arg = arg;
+    pl_sock_pause(s->pull);
+    (void)uv_timer_stop(s->sweep_timer);
+    (void)uv_timer_start(s->grace_timer, on_grace_expired, (uint64_t)(grace_ms > 0 ? grace_ms : 1),
+                         0);
+    check_stopped(s);
+}
+
+/* ---- life ---- */
+
+static void on_db_state(pl_db_t *db, pl_db_state_t state, void *arg)
+{
+    pl_stage_t *s = arg;
+    (void)db;
+    /* At start and after an outage, cases may be waiting: look now. */
+    if (state == PL_DB_READY && !s->stopping)
+        on_sweep_timer(s->sweep_timer);
+}
+
+static uv_timer_t *timer_new(uv_loop_t *loop, pl_stage_t *s)
+{
+    uv_timer_t *t = pl_calloc(1, sizeof *t);
+    (void)uv_timer_init(loop, t);
+    t->data = s;
+    return t;
+}
+
+pl_stage_t *pl_stage_new(uv_loop_t *loop, void *zctx, const pl_stage_opts_t *opts, pl_err_t *err)
+{
+    pl_stage_t *s = pl_calloc(1, sizeof *s);
+    s->loop = loop;
+    s->opts = *opts;
+    s->opts.name = pl_strdup(opts->name);
+    s->opts.input_state = pl_strdup(opts->input_state);
+    interval_text(s->lease, sizeof s->lease, opts->cfg.lease_ms);
+    interval_text(s->patience, sizeof s->patience, opts->cfg.patience_ms);
+    interval_text(s->backoff, sizeof s->backoff, opts->cfg.backoff_ms);
+    snprintf(s->max_attempts, sizeof s->max_attempts, "%lld", (long long)opts->cfg.max_attempts);
+    s->sweep_timer = timer_new(loop, s);
+    s->grace_timer = timer_new(loop, s);
+    s->pull = pl_sock_new(loop, zctx, ZMQ_PULL, err);
+    int hwm = (int)(opts->cfg.concurrency > 0 ? opts->cfg.concurrency : 1);
+    if (!s->pull || pl_sock_set_int(s->pull, ZMQ_RCVHWM, hwm, err) < 0 ||
+        pl_sock_connect(s->pull, opts->work_endpoint, err) < 0 ||
+        pl_sock_start(s->pull, on_work, s, err) < 0) {
+        pl_stage_destroy(&s);
+        return NULL;
+    }
+    pl_db_opts_t dbo = {
+        .conninfo = opts->conninfo,
+        .app_name = s->opts.name,
+        .stmts = statements,
+        .nstmts = sizeof statements / sizeof statements[0],
+        .on_state = on_db_state,
+        .arg = s,
+    };
+    s->db = pl_db_new(loop, &dbo);
+    uint64_t period = (uint64_t)opts->cfg.sweep_ms;
+    (void)uv_timer_start(s->sweep_timer, on_sweep_timer, period, period);
+    return s;
+}
+
+pl_stage_stats_t pl_stage_stats(const pl_stage_t *s)
+{
+    return s->stats;
+}
+
+static void on_timer_closed(uv_handle_t *handle)
+{
+    pl_free(handle);
+}
+
+void pl_stage_destroy(pl_stage_t **stage_p)
+{
+    pl_stage_t *s = stage_p ? *stage_p : NULL;
+    if (!s)
+        return;
+    *stage_p = NULL;
+    s->stopping = true;
+    s->stopped = NULL;
+    pl_db_close(&s->db); /* fails statements in flight; their jobs are freed */
+    while (s->jobs) {
+        pl_stage_job_t *job = s->jobs;
+        s->jobs = job->next;
+        cJSON_Delete(job->row);
+        pl_free(job);
+    }
+    pl_sock_close(&s->pull);
+    uv_close((uv_handle_t *)s->sweep_timer, on_timer_closed);
+    uv_close((uv_handle_t *)s->grace_timer, on_timer_closed);
+    pl_free((char *)s->opts.name);
+    pl_free((char *)s->opts.input_state);
+    pl_free(s);
+}
