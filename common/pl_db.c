@@ -34,6 +34,8 @@ typedef struct db_query {
     char *sql;  /* PREPARE, SIMPLE */
     int nparams;
     char **params;
+    int *lengths; /* NULL: all text */
+    int *formats;
     pl_db_cb cb;
     void *arg;
 } db_query_t;
@@ -145,6 +147,8 @@ static void query_free(db_query_t *q)
     for (int i = 0; i < q->nparams; i++)
         pl_free(q->params[i]);
     pl_free(q->params);
+    pl_free(q->lengths);
+    pl_free(q->formats);
     pl_free(q->name);
     pl_free(q->sql);
     pl_free(q);
@@ -380,7 +384,7 @@ static int send_head(pl_db_t *db)
     switch (q->kind) {
     case Q_EXEC:
         ok = PQsendQueryPrepared(db->conn, q->name, q->nparams, (const char *const *)q->params,
-                                 NULL, NULL, 0);
+                                 q->lengths, q->formats, 0);
         break;
     case Q_PREPARE:
         ok = PQsendPrepare(db->conn, q->name, q->sql, 0, NULL);
@@ -556,8 +560,8 @@ void pl_db_close(pl_db_t **db_p)
     uv_close((uv_handle_t *)db->timer, on_timer_closed);
 }
 
-int pl_db_exec(pl_db_t *db, const char *stmt_name, int nparams, const char *const *params,
-               pl_db_cb cb, void *arg)
+int pl_db_exec_params(pl_db_t *db, const char *stmt_name, int nparams, const char *const *params,
+                      const int *lengths, const int *formats, pl_db_cb cb, void *arg)
 {
     if (db->state != PL_DB_READY || db->closing)
         return PL_EUNAVAIL;
@@ -565,14 +569,35 @@ int pl_db_exec(pl_db_t *db, const char *stmt_name, int nparams, const char *cons
     q->kind = Q_EXEC;
     q->name = pl_strdup(stmt_name);
     q->nparams = nparams;
-    q->params = pl_calloc((size_t)(nparams > 0 ? nparams : 1), sizeof *q->params);
-    for (int i = 0; i < nparams; i++)
-        q->params[i] = pl_strdup(params[i]);
+    size_t n = (size_t)(nparams > 0 ? nparams : 1);
+    q->params = pl_calloc(n, sizeof *q->params);
+    if (lengths) {
+        q->lengths = pl_calloc(n, sizeof *q->lengths);
+        q->formats = pl_calloc(n, sizeof *q->formats);
+    }
+    for (int i = 0; i < nparams; i++) {
+        if (!lengths)
+            q->params[i] = pl_strdup(params[i]);
+        else if (params[i]) {
+            /* Binary values may hold NUL bytes: copy by length. */
+            q->params[i] = pl_malloc((size_t)lengths[i] + 1);
+            memcpy(q->params[i], params[i], (size_t)lengths[i]);
+            q->params[i][lengths[i]] = '\0';
+            q->lengths[i] = lengths[i];
+            q->formats[i] = formats ? formats[i] : 0;
+        }
+    }
     q->cb = cb;
     q->arg = arg;
     enqueue(db, q);
     run_next(db);
     return 0;
+}
+
+int pl_db_exec(pl_db_t *db, const char *stmt_name, int nparams, const char *const *params,
+               pl_db_cb cb, void *arg)
+{
+    return pl_db_exec_params(db, stmt_name, nparams, params, NULL, NULL, cb, arg);
 }
 
 bool pl_db_ready(const pl_db_t *db)

@@ -65,6 +65,12 @@ void pl_db_close(pl_db_t **db_p);
 int pl_db_exec(pl_db_t *db, const char *stmt_name, int nparams, const char *const *params,
                pl_db_cb cb, void *arg);
 
+/* Like pl_db_exec, with per-parameter byte lengths and formats (0 text,
+ * 1 binary), for binary values such as pl_pgarray arrays. lengths and
+ * formats may be NULL (all text); values are copied. */
+int pl_db_exec_params(pl_db_t *db, const char *stmt_name, int nparams, const char *const *params,
+                      const int *lengths, const int *formats, pl_db_cb cb, void *arg);
+
 bool pl_db_ready(const pl_db_t *db);
 pl_db_state_t pl_db_state(const pl_db_t *db);
 /* Statements queued or in flight. */

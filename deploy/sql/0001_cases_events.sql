@@ -111,33 +111,51 @@ BEGIN
 END
 $$;
 
--- Stores a batch of accepted submissions (group commit). rows is a JSON array
--- of objects built by services/intake/intake_submit.c:
---   idx, case_id, source, external_id, message_id, channel, customer_id,
---   customer_name, customer_phone, customer_email, customer_type, lang,
---   subject, body, demand, demand_type, target, occurred_at, location,
---   attachments, submission
--- Returns one row per input row: the case it maps to, and duplicate = true
--- when (source, external_id) was already taken, by an earlier commit, a
--- concurrent one, or an earlier row of this batch.
-CREATE FUNCTION plaint_submit_batch(rows jsonb, event_source text)
-RETURNS TABLE (idx int, case_id uuid, case_no text, duplicate boolean)
+-- Stores a batch of accepted submissions (group commit). Each parameter is a
+-- text array with one element per submission, in the same order (built by
+-- services/intake/intake_batch.c; binary arrays cost the server far less to
+-- read than one JSON document). jsonb and timestamptz values come as text.
+-- Returns one row per submission: the case it maps to, duplicate = true when
+-- (source, external_id) was already taken (by an earlier commit, a
+-- concurrent one, or an earlier row of this batch), and the seq of the
+-- case.received event for new cases.
+--
+-- The events of the batch are numbered here, under the sequencer lock taken
+-- just before they are written and held until commit, rather than by a
+-- later sequencer pass: the same prefix guarantee without a second write of
+-- every event.
+CREATE FUNCTION plaint_submit_batch(
+    p_case_id text[], p_source text[], p_external_id text[], p_message_id text[],
+    p_channel text[], p_customer_id text[], p_customer_name text[], p_customer_phone text[],
+    p_customer_email text[], p_customer_type text[], p_lang text[], p_subject text[],
+    p_body text[], p_demand text[], p_demand_type text[], p_target text[],
+    p_occurred_at text[], p_location text[], p_attachments text[], p_submission text[],
+    p_event_source text)
+RETURNS TABLE (idx int, case_id uuid, case_no text, duplicate boolean, seq bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    stored int;
+    new_ids uuid[];
+    new_data jsonb[];
+    base bigint;
 BEGIN
     WITH input AS (
-        SELECT r.* FROM jsonb_to_recordset(rows) AS r(
-            idx int, case_id uuid, source text, external_id text, message_id text,
-            channel text, customer_id text, customer_name text, customer_phone text,
-            customer_email text, customer_type text, lang text, subject text, body text,
-            demand text, demand_type text, target jsonb, occurred_at timestamptz,
-            location text, attachments jsonb, submission jsonb)
-        ORDER BY r.idx
-    ), numbered AS (
-        -- One number per row: nextval in a CTE's select list runs per row,
-        -- where an uncorrelated sub-select would run once for the batch.
-        SELECT i.*, nextval('case_no_seq')::text AS n FROM input i
+        SELECT (r.ord - 1)::int AS idx, r.case_id::uuid AS case_id, r.source, r.external_id,
+               r.message_id, r.channel, r.customer_id, r.customer_name, r.customer_phone,
+               r.customer_email, coalesce(r.customer_type, 'individual') AS customer_type,
+               r.lang, r.subject, r.body, r.demand, r.demand_type, r.target::jsonb AS target,
+               r.occurred_at::timestamptz AS occurred_at, r.location,
+               r.attachments::jsonb AS attachments, r.submission::jsonb AS submission,
+               -- nextval in a select list runs once per row.
+               nextval('case_no_seq')::text AS n
+        FROM unnest(p_case_id, p_source, p_external_id, p_message_id, p_channel, p_customer_id,
+                    p_customer_name, p_customer_phone, p_customer_email, p_customer_type,
+                    p_lang, p_subject, p_body, p_demand, p_demand_type, p_target,
+                    p_occurred_at, p_location, p_attachments, p_submission)
+             WITH ORDINALITY AS r(case_id, source, external_id, message_id, channel,
+                    customer_id, customer_name, customer_phone, customer_email, customer_type,
+                    lang, subject, body, demand, demand_type, target, occurred_at, location,
+                    attachments, submission, ord)
+        ORDER BY r.ord
     ), inserted AS (
         INSERT INTO cases AS c (case_id, case_no, source, external_id, message_id, channel,
             customer_id, customer_name, customer_phone, customer_email, customer_type, lang,
@@ -148,43 +166,50 @@ BEGIN
                'C-' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD') || '-'
                     || lpad(i.n, greatest(6, length(i.n)), '0'),
                i.source, i.external_id, i.message_id, i.channel, i.customer_id,
-               i.customer_name, i.customer_phone, i.customer_email,
-               coalesce(i.customer_type, 'individual'), i.lang, i.subject, i.body, i.demand,
-               i.demand_type, i.target, i.occurred_at, i.location, i.attachments, i.submission
-        FROM numbered i
+               i.customer_name, i.customer_phone, i.customer_email, i.customer_type, i.lang,
+               i.subject, i.body, i.demand, i.demand_type, i.target, i.occurred_at,
+               i.location, i.attachments, i.submission
+        FROM input i
         ON CONFLICT (source, external_id) DO NOTHING
         RETURNING c.case_id, c.case_no, c.source, c.external_id, c.channel, c.customer_type,
                   c.lang, c.received_at
-    ), logged AS (
-        INSERT INTO events (type, case_id, source, data)
-        SELECT 'case.received', n.case_id, event_source,
-               jsonb_build_object('case_id', n.case_id, 'case_no', n.case_no,
+    )
+    SELECT array_agg(n.case_id ORDER BY n.case_no),
+           array_agg(jsonb_build_object('case_id', n.case_id, 'case_no', n.case_no,
                    'state', 'received', 'channel', n.channel, 'source', n.source,
                    'external_id', n.external_id, 'customer_type', n.customer_type,
                    'lang', n.lang,
                    'received_at', to_char(n.received_at AT TIME ZONE 'UTC',
                                           'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
-        FROM inserted n
-        RETURNING 1
-    )
-    SELECT count(*) INTO stored FROM logged;
+                     ORDER BY n.case_no)
+    INTO new_ids, new_data
+    FROM inserted n;
 
-    IF stored > 0 THEN
-        PERFORM pg_notify('plaint_events', '');
+    IF new_ids IS NOT NULL THEN
+        -- Held until commit: no other writer numbers events until ours are
+        -- visible, so numbers always become visible in order.
+        PERFORM pg_advisory_xact_lock(7102, 1);
+        SELECT coalesce(max(e.seq), 0) INTO base FROM events e;
+        INSERT INTO events (seq, type, case_id, source, data)
+        SELECT base + o.ord, 'case.received', o.id, p_event_source, o.data
+        FROM unnest(new_ids, new_data) WITH ORDINALITY AS o(id, data, ord);
+        PERFORM pg_notify('plaint_seq', '');
     END IF;
 
     -- A new statement, hence a new snapshot: it sees a conflicting case that a
     -- concurrent transaction committed while our INSERT waited for it.
     RETURN QUERY
-    SELECT r.idx, c.case_id, c.case_no, c.case_id <> r.case_id
-    FROM jsonb_to_recordset(rows) AS r(idx int, case_id uuid, source text, external_id text)
+    SELECT (r.ord - 1)::int, c.case_id, c.case_no, c.case_id <> r.id::uuid,
+           CASE WHEN c.case_id = r.id::uuid
+                THEN base + array_position(new_ids, c.case_id) END
+    FROM unnest(p_case_id, p_source, p_external_id) WITH ORDINALITY AS r(id, source, ext, ord)
     CROSS JOIN LATERAL (
         SELECT k.case_id, k.case_no FROM cases k
-        WHERE r.external_id IS NOT NULL AND k.source = r.source AND k.external_id = r.external_id
+        WHERE r.ext IS NOT NULL AND k.source = r.source AND k.external_id = r.ext
         UNION ALL
         SELECT k.case_id, k.case_no FROM cases k
-        WHERE r.external_id IS NULL AND k.case_id = r.case_id
+        WHERE r.ext IS NULL AND k.case_id = r.id::uuid
     ) c
-    ORDER BY r.idx;
+    ORDER BY r.ord;
 END
 $$;

@@ -35,5 +35,7 @@ int ctl_migrate(int argc, char **argv);
 int ctl_submit(int argc, char **argv);
 int ctl_events(int argc, char **argv);
 int ctl_case(int argc, char **argv);
+int ctl_parked(int argc, char **argv);
+int ctl_unpark(int argc, char **argv);
 
 #endif

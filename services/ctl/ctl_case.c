@@ -8,11 +8,12 @@
 #include "ctl.h"
 #include "pl_uuid.h"
 
+/* %s: by id or by number, so either lookup uses its index. */
 static const char SQL_CASE[] =
     "SELECT jsonb_pretty(to_jsonb(c) - 'submission' || jsonb_build_object('timeline',"
     "  coalesce((SELECT jsonb_agg(plaint_event_envelope(e)::jsonb ORDER BY e.pending_id)"
     "            FROM events e WHERE e.case_id = c.case_id), '[]'::jsonb)))"
-    " FROM cases c WHERE (c.case_id::text = $1 OR c.case_no = $1)";
+    " FROM cases c WHERE %s";
 
 int ctl_case(int argc, char **argv)
 {
@@ -29,7 +30,9 @@ int ctl_case(int argc, char **argv)
     if (!conn)
         return CTL_EXIT_UNAVAILABLE;
     const char *params[1] = {id};
-    PGresult *res = PQexecParams(conn, SQL_CASE, 1, NULL, params, NULL, NULL, 0);
+    char sql[sizeof SQL_CASE + 32];
+    snprintf(sql, sizeof sql, SQL_CASE, pl_uuid_valid(id) ? "c.case_id = $1::uuid" : "c.case_no = $1");
+    PGresult *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
     int rc = CTL_EXIT_OK;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ctl_fail(PQresultErrorMessage(res), "Is the schema migrated (plaintctl migrate)?");

@@ -43,6 +43,8 @@ static const command_t commands[] = {
      "events [--after SEQ] [--follow] [--prefix P]\n"
      "                        print the event stream live, or replay it after SEQ"},
     {"case", ctl_case, "case ID|CASE_NO         show one case and its timeline"},
+    {"parked", ctl_parked, "parked                  list cases a stage parked, with the reason"},
+    {"unpark", ctl_unpark, "unpark ID|CASE_NO       put a parked case back in its stage's queue"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

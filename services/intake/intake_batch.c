@@ -15,13 +15,25 @@
 #include "pl_db.h"
 #include "pl_json.h"
 #include "pl_log.h"
+#include "pl_pgarray.h"
 #include "pl_time.h"
 
 #define EXPIRY_TICK_MS 100
 #define RETRIES_MAX 3
 
 static const char SQL_SUBMIT_BATCH[] =
-    "SELECT idx, case_id, case_no, duplicate FROM plaint_submit_batch($1::jsonb, $2)";
+    "SELECT idx, case_id, case_no, duplicate, seq FROM plaint_submit_batch($1, $2, $3, $4, $5,"
+    " $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+
+/* The row fields in plaint_submit_batch's parameter order; JSON-valued ones
+ * (object, array) are sent as their text. */
+static const char *const columns[] = {
+    "case_id", "source", "external_id", "message_id", "channel", "customer_id",
+    "customer_name", "customer_phone", "customer_email", "customer_type", "lang", "subject",
+    "body", "demand", "demand_type", "target", "occurred_at", "location", "attachments",
+    "submission",
+};
+#define NCOLUMNS ((int)(sizeof columns / sizeof columns[0]))
 
 static const pl_db_stmt_t statements[] = {
     {"submit_batch", SQL_SUBMIT_BATCH},
@@ -150,6 +162,7 @@ static void deliver_rows(slot_t *s, PGresult *res)
             .case_id = PQgetvalue(res, r, 1),
             .case_no = PQgetvalue(res, r, 2),
             .duplicate = PQgetvalue(res, r, 3)[0] == 't',
+            .seq = PQgetisnull(res, r, 4) ? 0 : strtoll(PQgetvalue(res, r, 4), NULL, 10),
         };
         done[idx] = true;
         finish(s->batch[idx], &stored, NULL);
@@ -226,19 +239,45 @@ static int take_batch(intake_batcher_t *b, slot_t *s)
     return s->count;
 }
 
+static void add_field(pl_pgarray_t *a, const cJSON *value)
+{
+    if (cJSON_IsString(value))
+        pl_pgarray_add_str(a, value->valuestring);
+    else if (cJSON_IsObject(value) || cJSON_IsArray(value)) {
+        char *text = pl_json_print(value);
+        pl_pgarray_add_str(a, text);
+        pl_free(text);
+    } else
+        pl_pgarray_add(a, NULL, 0);
+}
+
 static void send_batch(intake_batcher_t *b, slot_t *s)
 {
     take_batch(b, s);
-    cJSON *rows = cJSON_CreateArray();
-    for (int i = 0; i < s->count; i++)
-        cJSON_AddItemToArray(rows, intake_submission_row(s->batch[i]->sub, i));
-    char *json = pl_json_print(rows);
-    cJSON_Delete(rows);
-    const char *params[2] = {json, b->opts.event_source};
+    pl_pgarray_t *arrays[NCOLUMNS];
+    for (int c = 0; c < NCOLUMNS; c++)
+        arrays[c] = pl_pgarray_new();
+    for (int i = 0; i < s->count; i++) {
+        cJSON *row = intake_submission_row(s->batch[i]->sub, i);
+        for (int c = 0; c < NCOLUMNS; c++)
+            add_field(arrays[c], cJSON_GetObjectItemCaseSensitive(row, columns[c]));
+        cJSON_Delete(row);
+    }
+    const char *params[NCOLUMNS + 1];
+    int lengths[NCOLUMNS + 1], formats[NCOLUMNS + 1];
+    for (int c = 0; c < NCOLUMNS; c++) {
+        params[c] = pl_pgarray_data(arrays[c], &lengths[c]);
+        formats[c] = 1;
+    }
+    params[NCOLUMNS] = b->opts.event_source;
+    lengths[NCOLUMNS] = (int)strlen(b->opts.event_source);
+    formats[NCOLUMNS] = 0;
     b->in_flight += (size_t)s->count;
     s->sent_ms = pl_time_mono_ms();
-    int rc = pl_db_exec(s->db, "submit_batch", 2, params, on_batch_done, s);
-    pl_free(json);
+    int rc = pl_db_exec_params(s->db, "submit_batch", NCOLUMNS + 1, params, lengths, formats,
+                               on_batch_done, s);
+    for (int c = 0; c < NCOLUMNS; c++)
+        pl_pgarray_destroy(&arrays[c]);
     if (rc < 0) {
         b->in_flight -= (size_t)s->count;
         push_front_all(b, s->batch, s->count);

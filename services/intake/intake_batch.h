@@ -35,6 +35,7 @@ typedef struct intake_stored {
     const char *case_id; /* borrowed for the duration of the callback */
     const char *case_no;
     bool duplicate;
+    int64_t seq; /* of the case.received event; 0 for a duplicate */
 } intake_stored_t;
 
 /* Exactly one of stored and err is non-NULL. err->code: PL_EUNAVAIL (the

@@ -61,16 +61,13 @@ static pl_sock_t *work_socket(intake_hub_t *hub, const char *type, const char **
     return NULL;
 }
 
-static void dispatch(intake_hub_t *hub, const char *seq, const char *type, const char *case_id)
+static void hand_out(intake_hub_t *hub, pl_sock_t *sock, const char *state, const char *case_id,
+                     int64_t seq)
 {
-    const char *state = NULL;
-    pl_sock_t *sock = work_socket(hub, type, &state);
-    if (!sock || !case_id || !*case_id)
-        return;
     cJSON *data = cJSON_CreateObject();
     cJSON_AddStringToObject(data, "case_id", case_id);
     cJSON_AddStringToObject(data, "state", state);
-    cJSON_AddNumberToObject(data, "seq", strtod(seq, NULL));
+    cJSON_AddNumberToObject(data, "seq", (double)seq);
     cJSON *msg = pl_msg_new(PL_MSG_WORK, hub->opts.source, data);
     char *json = pl_json_print(msg);
     cJSON_Delete(msg);
@@ -81,6 +78,19 @@ static void dispatch(intake_hub_t *hub, const char *seq, const char *type, const
         pl_log_debug("work not handed out; the stage sweep will claim it", "case_id", case_id,
                      NULL);
     pl_free(json);
+}
+
+static void dispatch(intake_hub_t *hub, const char *seq, const char *type, const char *case_id)
+{
+    const char *state = NULL;
+    pl_sock_t *sock = work_socket(hub, type, &state);
+    if (sock && case_id && *case_id)
+        hand_out(hub, sock, state, case_id, strtoll(seq, NULL, 10));
+}
+
+void intake_hub_case_received(intake_hub_t *hub, const char *case_id, int64_t seq)
+{
+    hand_out(hub, hub->classify, PL_STATE_RECEIVED, case_id, seq);
 }
 
 static void on_sequenced(PGresult *res, const pl_err_t *err, void *arg)

@@ -115,6 +115,8 @@ static void on_stored(void *ctx, const intake_stored_t *stored, const pl_err_t *
         cJSON_AddStringToObject(data, "case_no", stored->case_no);
         cJSON_AddBoolToObject(data, "duplicate", stored->duplicate);
         reply(req, pl_msg_new(PL_MSG_ACCEPTED, req->in->source, data));
+        if (!stored->duplicate && req->in->hub)
+            intake_hub_case_received(req->in->hub, stored->case_id, stored->seq);
         pl_log_info(stored->duplicate ? "duplicate submission" : "case accepted", "case_id",
                     stored->case_id, "case_no", stored->case_no, NULL);
     } else {

@@ -173,6 +173,7 @@ static result_t run_plaint(void *zctx, const char *endpoint, int total, int clie
 /* The naive design at the same concurrency: one transaction per case, one
  * case row and one event row, into copies of the real tables (same indexes). */
 static const char PGBENCH_SETUP[] =
+    "SET client_min_messages = warning;"
     "DROP TABLE IF EXISTS plaint_bench_cases, plaint_bench_events;"
     "DROP SEQUENCE IF EXISTS plaint_bench_seq;"
     "CREATE SEQUENCE plaint_bench_seq;"
@@ -180,6 +181,7 @@ static const char PGBENCH_SETUP[] =
     "CREATE TABLE plaint_bench_events (LIKE events INCLUDING ALL);"
     "ALTER TABLE plaint_bench_events ALTER pending_id SET DEFAULT nextval('plaint_bench_seq');";
 static const char PGBENCH_TEARDOWN[] =
+    "SET client_min_messages = warning;"
     "DROP TABLE IF EXISTS plaint_bench_cases, plaint_bench_events;"
     "DROP SEQUENCE IF EXISTS plaint_bench_seq;";
 static const char PGBENCH_SCRIPT[] =
@@ -189,7 +191,7 @@ static const char PGBENCH_SCRIPT[] =
     " customer_email, lang, subject, body, demand_type, submission) VALUES (gen_random_uuid(),"
     " 'B-' || txid_current(), 'pgbench', :client_id || '-' || :n || '-' || txid_current(), 'web',"
     " 'bench-customer-' || :n, 'bench@example.invalid', 'zh', '订单问题投诉',"
-    " repeat('我购买的商品出现质量问题，要求退款。', 16), 'refund', '{}');\n"
+    " repeat('我购买的商品出现质量问题，要求退款。', 28), 'refund', '{}');\n"
     "INSERT INTO plaint_bench_events (type, case_id, source, data) VALUES ('case.received',"
     " gen_random_uuid(), 'pgbench', '{\"state\": \"received\", \"channel\": \"web\"}');\n"
     "COMMIT;\n";
