@@ -255,7 +255,7 @@ typedef struct client {
 
 static void client_send(client_t *c)
 {
-    char body[64];
+    char body[96];
     snprintf(body, sizeof body, "%s #%d", c->label, c->sent);
     pl_frame_t frames[2] = {{"", 0}, {body, strlen(body)}};
     bool two = c->type == ZMQ_DEALER && c->delimiter;
@@ -267,7 +267,7 @@ static void client_send(client_t *c)
 static void on_reply(pl_sock_t *sock, zmq_msg_t *frames, size_t n, void *arg)
 {
     client_t *c = arg;
-    char want[64];
+    char want[96];
     snprintf(want, sizeof want, "%s #%d", c->label, c->replies);
     /* REQ strips the delimiter; a DEALER sees exactly what it sent. */
     size_t want_n = c->type == ZMQ_DEALER && c->delimiter ? 2 : 1;
@@ -1069,24 +1069,27 @@ static void test_maxmsgsize(void **state)
     };
     char *big = pl_malloc(2 * PL_MSG_SOCKET_MAX);
     memset(big, 'b', 2 * PL_MSG_SOCKET_MAX);
+    pinger_t p = {0};
+    assert_int_equal(uv_timer_init(&e.loop, &p.timer), 0);
+    p.timer.data = &p;
     failures = 0;
     for (size_t i = 0; i < NELEMS(cases); i++) {
         s.big_seen = 0;
         s.ping_seen = false;
         s.want_big = cases[i].size;
-        pinger_t p = {.z = raw_new(&e, ZMQ_PUSH, ep)};
+        /* A fresh peer per case: an oversized frame costs its connection. */
+        p.z = raw_new(&e, ZMQ_PUSH, ep);
         assert_int_equal(zmq_send(p.z, big, cases[i].size, 0), (int)cases[i].size);
-        assert_int_equal(uv_timer_init(&e.loop, &p.timer), 0);
-        p.timer.data = &p;
         assert_int_equal(uv_timer_start(&p.timer, on_ping_timer, 0, 100), 0);
         bool ok = run_until(&e, ping_seen, &s, 10000);
+        (void)uv_timer_stop(&p.timer);
         CHECK(ok, "%s: no ping got through\n", cases[i].label);
         CHECK((s.big_seen > 0) == cases[i].want, "%s: delivered %zu times, want %s\n",
               cases[i].label, s.big_seen, cases[i].want ? "once" : "never");
         CHECK(s.big_seen <= 1, "%s: delivered %zu times\n", cases[i].label, s.big_seen);
-        uv_close((uv_handle_t *)&p.timer, NULL);
         zmq_close(p.z);
     }
+    uv_close((uv_handle_t *)&p.timer, NULL);
     pl_free(big);
     pl_sock_close(&s.sock);
     env_close(&e);
