@@ -15,7 +15,7 @@
 #include "pl_msg.h"
 
 #define DRAIN_BUDGET 256 /* messages per wakeup before yielding to the loop */
-#define FRAMES_MAX 64    /* frames kept of one message; the rest are dropped */
+#define FRAMES_MAX 64    /* frames kept of one message: the first 63 and the last */
 #define LINGER_MS 1000
 
 struct pl_sock {
@@ -176,11 +176,17 @@ int pl_sock_start(pl_sock_t *sock, pl_sock_recv_cb cb, void *arg, pl_err_t *err)
 void pl_sock_pause(pl_sock_t *sock)
 {
     sock->paused = true;
+    /* ZMQ_FD stays readable while messages wait unread: keep watching it and
+     * the loop would spin. */
+    if (sock->poll)
+        (void)uv_poll_stop(sock->poll);
 }
 
 void pl_sock_resume(pl_sock_t *sock)
 {
     sock->paused = false;
+    if (sock->poll && !sock->closing)
+        (void)uv_poll_start(sock->poll, UV_READABLE, on_poll);
     recheck_soon(sock);
 }
 

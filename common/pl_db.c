@@ -468,7 +468,9 @@ static bool collect_results(pl_db_t *db)
             complete_head(db, NULL, &err);
         }
         PQclear(done);
-        if (db->closing)
+        /* The callback may have closed us, or dropped the connection (a
+         * failed setup step does): then there is nothing left to read. */
+        if (db->closing || !db->conn)
             return false;
         if (PQstatus(db->conn) == CONNECTION_BAD) {
             connection_lost(db, PL_EUNAVAIL, "the database closed the connection");
@@ -502,12 +504,13 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     pl_db_t *db = p->db;
     if (db->poll != p || db->closing)
         return;
-    if (status < 0) {
-        connection_lost(db, PL_EUNAVAIL, "error on the database socket");
+    if (db->handshake) {
+        /* Even on a socket error: PQconnectPoll reports libpq's reason. */
+        connect_poll(db);
         return;
     }
-    if (db->handshake) {
-        connect_poll(db);
+    if (status < 0) {
+        connection_lost(db, PL_EUNAVAIL, "error on the database socket");
         return;
     }
     if (events & UV_WRITABLE) {

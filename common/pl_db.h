@@ -48,7 +48,8 @@ typedef struct pl_db_opts {
 
 /* res: borrowed, valid during the call, status TUPLES_OK or COMMAND_OK; NULL
  * when err is set. err->code: PL_EUNAVAIL (connection lost or timed out: if
- * the statement was in flight its outcome is unknown), PL_EAGAIN (serialization
+ * the statement was in flight its outcome is unknown), PL_ETIMEOUT (the server
+ * cancelled it: statement_timeout), PL_EAGAIN (serialization
  * failure or deadlock: safe to retry), PL_ECANCELED (pl_db_close), PL_EINVAL
  * (the server rejected the data: constraint, bad value) or PL_EINTERNAL. */
 typedef void (*pl_db_cb)(PGresult *res, const pl_err_t *err, void *arg);

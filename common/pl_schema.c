@@ -20,9 +20,10 @@ static const char SQL_VERSION_TABLE[] =
     "CREATE TABLE IF NOT EXISTS plaint_schema ("
     " version int PRIMARY KEY, name text NOT NULL,"
     " applied_at timestamptz NOT NULL DEFAULT now())";
-static const char SQL_VERSION[] =
-    "SELECT CASE WHEN to_regclass('plaint_schema') IS NULL THEN 0"
-    " ELSE (SELECT coalesce(max(version), 0) FROM plaint_schema) END";
+/* Two statements: PostgreSQL resolves every table a statement names, even in
+ * a CASE branch not taken, so one statement fails on an empty database. */
+static const char SQL_HAS_TABLE[] = "SELECT to_regclass('plaint_schema') IS NOT NULL";
+static const char SQL_VERSION[] = "SELECT coalesce(max(version), 0) FROM plaint_schema";
 static const char SQL_RECORD[] = "INSERT INTO plaint_schema (version, name) VALUES ($1, $2)";
 
 int pl_schema_version_needed(void)
@@ -41,15 +42,29 @@ static int exec_simple(PGconn *conn, const char *sql, pl_err_t *err)
     return rc;
 }
 
-int pl_schema_version(PGconn *conn, int *version, pl_err_t *err)
+/* Runs a one-value query; returns 0 with the value's text in buf, or a PL_E* code. */
+static int query_value(PGconn *conn, const char *sql, char *buf, size_t size, pl_err_t *err)
 {
-    PGresult *res = PQexec(conn, SQL_VERSION);
+    PGresult *res = PQexec(conn, sql);
     int rc = 0;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
         rc = pl_db_result_error(conn, res, err);
     else
-        *version = atoi(PQgetvalue(res, 0, 0));
+        snprintf(buf, size, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
+    return rc;
+}
+
+int pl_schema_version(PGconn *conn, int *version, pl_err_t *err)
+{
+    char value[32];
+    *version = 0;
+    int rc = query_value(conn, SQL_HAS_TABLE, value, sizeof value, err);
+    if (rc < 0 || value[0] != 't')
+        return rc;
+    rc = query_value(conn, SQL_VERSION, value, sizeof value, err);
+    if (rc == 0)
+        *version = atoi(value);
     return rc;
 }
 

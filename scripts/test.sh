@@ -6,11 +6,12 @@
 #
 # Steps, each with its output shown and its time in the summary at the end:
 #   deps         install the Debian packages that are missing (none: no apt)
-#   build        build/ (RelWithDebInfo), then ctest
-#   build-asan   build-asan/ with -DPLAINT_SANITIZE=ON (ASan + UBSan), then ctest
 #   postgres     a private PostgreSQL for the tests, in var/pg-test on
 #                127.0.0.1:$PLAINT_TEST_PG_PORT (default 55433), never the
-#                development one (var/pg); stopped again at the end
+#                development one (var/pg); started before the first ctest, as
+#                the unit tests of pl_db and pl_schema need it; stopped at the end
+#   build        build/ (RelWithDebInfo), then ctest
+#   build-asan   build-asan/ with -DPLAINT_SANITIZE=ON (ASan + UBSan), then ctest
 #   proto, e2e   pytest tests/proto (-x) and tests/e2e, when they exist, once
 #                with PLAINT_BIN_DIR=build/bin and once with build-asan/bin
 #   fuzz         with clang and tests/fuzz/CMakeLists.txt: build-fuzz/, then
@@ -21,9 +22,10 @@
 #
 # --quick skips build-asan (and the pytest runs against it) and fuzzing.
 # The tests get PLAINT_TEST_PG_URL (the test server's superuser, to create a
-# fresh database per test), PLAINT_DATABASE_URL/PG* for its "plaint"
-# database, PLAINT_BIN_DIR, ASAN_OPTIONS and UBSAN_OPTIONS. Exits non-zero
-# when any step fails.
+# fresh database per test; set even when the server fails to start, so that
+# ctest's database tests fail rather than skip), PLAINT_DATABASE_URL/PG* for
+# its "plaint" database, PLAINT_BIN_DIR, ASAN_OPTIONS and UBSAN_OPTIONS.
+# Exits non-zero when any step fails.
 # Functions below run only through step() and traps, which shellcheck cannot see.
 # shellcheck disable=SC2317
 set -euo pipefail
@@ -35,7 +37,7 @@ for arg in "$@"; do
     case "$arg" in
         --quick) quick=1 ;;
         -h | --help)
-            sed -n '3,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '3,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) plaint_die "unknown argument \"$arg\"" "Run scripts/test.sh --help." ;;
@@ -202,6 +204,18 @@ if ! step "deps" plaint_deps; then
 fi
 
 ok_build=0 ok_asan=0 ok_pg=0
+# Before the first ctest: test_db and test_schema create their databases on
+# this server. The URL is exported whatever happens, so that without a server
+# they fail loudly instead of skipping.
+pg_started=1
+if step "postgres (var/pg-test, port $PG_PORT)" start_pg; then
+    ok_pg=1
+    eval "$(PLAINT_PG_PORT="$PG_PORT" plaint_pg_env "$PG_DIR")"
+    echo "PLAINT_DATABASE_URL=$PLAINT_DATABASE_URL"
+fi
+export PLAINT_TEST_PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
+echo "PLAINT_TEST_PG_URL=$PLAINT_TEST_PG_URL"
+
 if step "build (build/)" plaint_build build; then ok_build=1; fi
 if [ "$ok_build" = 1 ]; then
     step "ctest (build/)" run_ctest build || true
@@ -221,14 +235,6 @@ else
 fi
 
 if [ -d tests/proto ] || [ -d tests/e2e ]; then
-    pg_started=1
-    if step "postgres (var/pg-test, port $PG_PORT)" start_pg; then
-        ok_pg=1
-        eval "$(PLAINT_PG_PORT="$PG_PORT" plaint_pg_env "$PG_DIR")"
-        export PLAINT_TEST_PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
-        echo "PLAINT_TEST_PG_URL=$PLAINT_TEST_PG_URL"
-        echo "PLAINT_DATABASE_URL=$PLAINT_DATABASE_URL"
-    fi
     flavours=(build)
     [ "$quick" = 1 ] || flavours+=(build-asan)
     for flavour in "${flavours[@]}"; do

@@ -703,6 +703,39 @@ static void test_pause_does_not_spin(void **state)
                  (unsigned long long)turns);
 }
 
+static void test_send_does_not_strand(void **state)
+{
+    /* A send (from a timer, say, not from a receive callback) makes libzmq
+     * process the socket's pending commands, which resets ZMQ_FD: a message
+     * that arrived just before has then lost its wakeup. pl_sock_send must
+     * look at ZMQ_EVENTS again, or the message waits for the next one. */
+    env_t e;
+    env_init(&e);
+    counter_t c = {0};
+    void *peer = raw_new(&e, ZMQ_PAIR, NULL);
+    assert_int_equal(zmq_bind(peer, "inproc://strand"), 0);
+    c.sock = sock_new(&e, ZMQ_PAIR);
+    connect_ok(c.sock, "inproc://strand");
+    start_ok(c.sock, on_count, &c);
+    send_n(peer, 1);
+    c.want = 1;
+    assert_true(run_until(&e, counter_done, &c, 5000));
+    /* The socket has read its queue empty and sleeps on ZMQ_FD. libzmq
+     * processes commands on a send at most every millisecond or so. */
+    (void)run_until(&e, NULL, NULL, 10);
+    send_n(peer, 1); /* signals ZMQ_FD... */
+    pl_frame_t f = {"x", 1};
+    assert_int_equal(pl_sock_send(c.sock, &f, 1), 0); /* ...and this clears it */
+    c.want = 2;
+    bool ok = run_until(&e, counter_done, &c, 2000);
+    zmq_close(peer);
+    pl_sock_close(&c.sock);
+    env_close(&e);
+    if (!ok)
+        fail_msg("the message that arrived before a send was not delivered (%d of 2)",
+                 c.received);
+}
+
 /* ---- closing from inside the callback ---- */
 
 static void test_close_in_callback(void **state)
@@ -1118,6 +1151,7 @@ int main(void)
         cmocka_unit_test(test_frame_cap),
         cmocka_unit_test(test_pause_resume),
         cmocka_unit_test(test_pause_does_not_spin),
+        cmocka_unit_test(test_send_does_not_strand),
         cmocka_unit_test(test_close_in_callback),
         cmocka_unit_test(test_pub_sub_prefix),
         cmocka_unit_test(test_connect_star_host),
