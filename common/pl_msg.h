@@ -44,6 +44,7 @@
 #define PL_EV_CLOSED "case.closed"
 #define PL_EV_RATED "case.rated"
 #define PL_EV_PARKED "case.parked"
+#define PL_EV_UNPARKED "case.unparked"
 #define PL_EV_SLA_WARNING "sla.warning"
 #define PL_EV_SLA_BREACHED "sla.breached"
 #define PL_EV_ESCALATED "case.escalated"

@@ -19,9 +19,10 @@
 #include "pl_uuid.h"
 
 static const pl_db_stmt_t statements[] = {
-    {"stage_claim", "SELECT plaint_stage_claim($1::uuid, $2, $3::uuid, $4::interval, $5::int)"},
+    {"stage_claim", "SELECT plaint_stage_claim($1::uuid, $2, $3::uuid, $4::interval, $5)"},
     {"stage_sweep", "SELECT plaint_stage_sweep($1, $2::uuid, $3::interval, $4::interval,"
-                    " $5::int, $6::int, $7)"},
+                    " $5::int, $6::int, $7, $8, $9::boolean)"},
+    {"stage_renew", "SELECT plaint_stage_renew($1::uuid[], $2::uuid[], $3::interval)"},
     {"stage_complete", "SELECT plaint_stage_complete($1::uuid, $2::uuid, $3, $4, $5::jsonb, $6,"
                        " $7::jsonb, $8)"},
     {"stage_fail", "SELECT plaint_stage_fail($1::uuid, $2::uuid, $3, $4, $5::interval, $6::int,"
@@ -38,7 +39,9 @@ struct pl_stage_job {
     char token[PL_UUID_STR];
     cJSON *row;
     int attempt;
-    bool ending; /* done, fail or release sent */
+    bool ending;   /* done, fail or release sent */
+    bool isolated; /* a suspect, running alone in this process */
+    void *data;    /* the step's */
 };
 
 struct pl_stage {
@@ -48,12 +51,16 @@ struct pl_stage {
     pl_sock_t *pull;
     uv_timer_t *sweep_timer;
     uv_timer_t *grace_timer;
+    uv_timer_t *renew_timer;
     pl_stage_job_t *jobs;
     int64_t active; /* claims in flight plus jobs in progress */
     bool sweeping;
+    bool renewing;
     bool paused;
+    bool isolating; /* a suspect runs: take no other work */
     bool stopping;
     bool abandoned; /* grace ran out: stop without waiting for steps */
+    bool in_grace;  /* walking the jobs at grace expiry: finish stopping after */
     int releasing;
     pl_stage_stats_t stats;
     void (*stopped)(void *arg);
@@ -89,7 +96,7 @@ static void interval_text(char *buf, size_t size, int64_t ms)
 
 static void resume_if_room(pl_stage_t *s)
 {
-    if (s->paused && !s->stopping && s->active < s->opts.cfg.concurrency) {
+    if (s->paused && !s->stopping && !s->isolating && s->active < s->opts.cfg.concurrency) {
         s->paused = false;
         pl_sock_resume(s->pull);
     }
@@ -97,6 +104,8 @@ static void resume_if_room(pl_stage_t *s)
 
 static void check_stopped(pl_stage_t *s)
 {
+    if (s->in_grace)
+        return;
     if (s->stopping && (s->active == 0 || s->abandoned) && s->releasing == 0 && s->stopped) {
         void (*done)(void *) = s->stopped;
         s->stopped = NULL;
@@ -122,6 +131,8 @@ static pl_stage_job_t *job_new(pl_stage_t *s, const char *row_json, const char *
     snprintf(job->case_id, sizeof job->case_id, "%s", case_id);
     snprintf(job->token, sizeof job->token, "%s", token);
     job->attempt = (int)pl_json_int(row, "stage_attempts", 1);
+    /* A case with an earlier attempt comes only from the isolated sweep. */
+    job->isolated = job->attempt > 1;
     job->next = s->jobs;
     if (s->jobs)
         s->jobs->prev = job;
@@ -139,6 +150,8 @@ static void job_free(pl_stage_job_t *job)
         s->jobs = job->next;
     if (job->next)
         job->next->prev = job->prev;
+    if (job->isolated)
+        s->isolating = false;
     cJSON_Delete(job->row);
     pl_free(job);
     s->active--;
@@ -153,6 +166,18 @@ static void start_job(pl_stage_t *s, const char *row_json, const char *token)
         s->active--;
         pl_log_error("claimed case is unreadable", "stage", s->opts.name, NULL);
         return;
+    }
+    if (job->isolated) {
+        /* Until it ends, nothing else runs here: if this case kills the
+         * process, it is the only one charged an attempt. */
+        s->isolating = true;
+        if (!s->paused) {
+            s->paused = true;
+            pl_sock_pause(s->pull);
+        }
+        char n[24];
+        pl_log_info("retrying a case alone", "stage", s->opts.name, "case_id", job->case_id,
+                    "attempt", pl_log_int(n, job->attempt), NULL);
     }
     s->opts.step(job, s->opts.arg);
 }
@@ -170,6 +195,16 @@ const char *pl_stage_job_case_id(const pl_stage_job_t *job)
 int pl_stage_job_attempt(const pl_stage_job_t *job)
 {
     return job->attempt;
+}
+
+void pl_stage_job_set_data(pl_stage_job_t *job, void *data)
+{
+    job->data = data;
+}
+
+void *pl_stage_job_data(const pl_stage_job_t *job)
+{
+    return job->data;
 }
 
 /* ---- claiming ---- */
@@ -201,7 +236,7 @@ static void claim_one(pl_stage_t *s, const char *case_id)
     c->stage = s;
     c->reserved = 1;
     pl_uuid_v4(c->token);
-    const char *params[5] = {case_id, s->opts.input_state, c->token, s->lease, s->max_attempts};
+    const char *params[5] = {case_id, s->opts.input_state, c->token, s->lease, s->opts.owner};
     s->active++;
     if (pl_db_exec(s->db, "stage_claim", 5, params, on_claimed, c) < 0) {
         s->active--; /* the sweep will find it once the database is back */
@@ -226,7 +261,7 @@ static void on_sweep_timer(uv_timer_t *timer)
 {
     pl_stage_t *s = timer->data;
     int64_t room = s->opts.cfg.concurrency - s->active;
-    if (s->sweeping || s->stopping || room <= 0 || !pl_db_ready(s->db))
+    if (s->sweeping || s->stopping || s->isolating || room <= 0 || !pl_db_ready(s->db))
         return;
     claim_t *c = pl_calloc(1, sizeof *c);
     c->stage = s;
@@ -234,11 +269,13 @@ static void on_sweep_timer(uv_timer_t *timer)
     pl_uuid_v4(c->token);
     char limit[24];
     snprintf(limit, sizeof limit, "%lld", (long long)room);
-    const char *params[7] = {s->opts.input_state, c->token, s->lease, s->patience,
-                             s->max_attempts, limit, s->opts.name};
+    /* Only a replica with nothing in progress may take a suspect. */
+    const char *isolated = s->active == 0 ? "true" : "false";
+    const char *params[9] = {s->opts.input_state, c->token, s->lease, s->patience,
+                             s->max_attempts, limit, s->opts.name, s->opts.owner, isolated};
     s->active += room;
     s->sweeping = true;
-    if (pl_db_exec(s->db, "stage_sweep", 7, params, on_swept, c) < 0) {
+    if (pl_db_exec(s->db, "stage_sweep", 9, params, on_swept, c) < 0) {
         s->active -= room;
         s->sweeping = false;
         pl_free(c);
@@ -253,6 +290,8 @@ static void on_work(pl_sock_t *sock, zmq_msg_t *frames, size_t n, void *arg)
         return;
     pl_msg_t msg = {0};
     pl_errlist_t errs = PL_ERRLIST_INIT;
+    if (s->isolating) /* the sweep finds the case again once the suspect is done */
+        return;
     if (pl_msg_parse(zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]), &msg, &errs) == 0) {
         const char *case_id = pl_json_str(msg.data, "case_id", NULL);
         if (case_id && pl_uuid_valid(case_id))
@@ -353,18 +392,71 @@ static void on_released(PGresult *res, const pl_err_t *err, void *arg)
 static void on_grace_expired(uv_timer_t *timer)
 {
     pl_stage_t *s = timer->data;
-    for (pl_stage_job_t *job = s->jobs; job; job = job->next) {
+    pl_stage_job_t *next;
+    s->in_grace = true;
+    for (pl_stage_job_t *job = s->jobs; job; job = next) {
+        next = job->next;
         if (job->ending)
             continue;
         job->ending = true;
         const char *params[2] = {job->case_id, job->token};
         if (pl_db_exec(s->db, "stage_release", 2, params, on_released, s) == 0)
             s->releasing++;
+        if (s->opts.cancel) {
+            s->opts.cancel(job, s->opts.arg);
+            job_free(job);
+        }
     }
     /* Jobs whose step never ends no longer hold the stop: their claims are
-     * handed back or will expire. */
+     * handed back (or expire). */
+    s->in_grace = false;
     s->abandoned = true;
     check_stopped(s);
+}
+
+/* ---- leases ---- */
+
+static void on_renewed(PGresult *res, const pl_err_t *err, void *arg)
+{
+    pl_stage_t *s = arg;
+    (void)res;
+    s->renewing = false;
+    if (err)
+        pl_log_warn("renewing leases failed", "stage", s->opts.name, "error", err->message, NULL);
+}
+
+/* Appends "id," to a text array literal being built in buf. */
+static void append_id(char **buf, size_t *len, const char *id)
+{
+    size_t n = strlen(id);
+    *buf = pl_realloc(*buf, *len + n + 3);
+    memcpy(*buf + *len, id, n);
+    *len += n;
+    (*buf)[(*len)++] = ',';
+    (*buf)[*len] = '\0';
+}
+
+static void on_renew_timer(uv_timer_t *timer)
+{
+    pl_stage_t *s = timer->data;
+    if (s->renewing || !s->jobs || !pl_db_ready(s->db))
+        return;
+    char *ids = pl_strdup("{"), *tokens = pl_strdup("{");
+    size_t ids_len = 1, tokens_len = 1;
+    for (pl_stage_job_t *job = s->jobs; job; job = job->next) {
+        if (job->ending)
+            continue;
+        append_id(&ids, &ids_len, job->case_id);
+        append_id(&tokens, &tokens_len, job->token);
+    }
+    if (ids_len > 1) {
+        ids[ids_len - 1] = '}';
+        tokens[tokens_len - 1] = '}';
+        const char *params[3] = {ids, tokens, s->lease};
+        s->renewing = pl_db_exec(s->db, "stage_renew", 3, params, on_renewed, s) == 0;
+    }
+    pl_free(ids);
+    pl_free(tokens);
 }
 
 void pl_stage_stop(pl_stage_t *s, int64_t grace_ms, void (*done)(void *arg), void *arg)
@@ -405,12 +497,14 @@ pl_stage_t *pl_stage_new(uv_loop_t *loop, void *zctx, const pl_stage_opts_t *opt
     s->opts = *opts;
     s->opts.name = pl_strdup(opts->name);
     s->opts.input_state = pl_strdup(opts->input_state);
+    s->opts.owner = pl_strdup(opts->owner ? opts->owner : opts->name);
     interval_text(s->lease, sizeof s->lease, opts->cfg.lease_ms);
     interval_text(s->patience, sizeof s->patience, opts->cfg.patience_ms);
     interval_text(s->backoff, sizeof s->backoff, opts->cfg.backoff_ms);
     snprintf(s->max_attempts, sizeof s->max_attempts, "%lld", (long long)opts->cfg.max_attempts);
     s->sweep_timer = timer_new(loop, s);
     s->grace_timer = timer_new(loop, s);
+    s->renew_timer = timer_new(loop, s);
     s->pull = pl_sock_new(loop, zctx, ZMQ_PULL, err);
     int hwm = (int)(opts->cfg.concurrency > 0 ? opts->cfg.concurrency : 1);
     if (!s->pull || pl_sock_set_int(s->pull, ZMQ_RCVHWM, hwm, err) < 0 ||
@@ -430,6 +524,9 @@ pl_stage_t *pl_stage_new(uv_loop_t *loop, void *zctx, const pl_stage_opts_t *opt
     s->db = pl_db_new(loop, &dbo);
     uint64_t period = (uint64_t)opts->cfg.sweep_ms;
     (void)uv_timer_start(s->sweep_timer, on_sweep_timer, period, period);
+    /* Three renewals per lease: one lost to a slow database still leaves time. */
+    uint64_t renew = (uint64_t)(opts->cfg.lease_ms / 3 > 0 ? opts->cfg.lease_ms / 3 : 1);
+    (void)uv_timer_start(s->renew_timer, on_renew_timer, renew, renew);
     return s;
 }
 
@@ -461,7 +558,9 @@ void pl_stage_destroy(pl_stage_t **stage_p)
     pl_sock_close(&s->pull);
     uv_close((uv_handle_t *)s->sweep_timer, on_timer_closed);
     uv_close((uv_handle_t *)s->grace_timer, on_timer_closed);
+    uv_close((uv_handle_t *)s->renew_timer, on_timer_closed);
     pl_free((char *)s->opts.name);
     pl_free((char *)s->opts.input_state);
+    pl_free((char *)s->opts.owner);
     pl_free(s);
 }

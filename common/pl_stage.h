@@ -10,6 +10,10 @@
  * and then completes the job, which changes the state and writes the event in
  * one conditional statement, so a redelivered message changes nothing twice.
  * A step that keeps failing parks the case after max_attempts with its reason.
+ * A case that already had an attempt is retried in isolation (nothing else in
+ * progress in this process), so a case that crashes its process cannot use up
+ * other cases' attempts. Leases of steps in progress are renewed, so a slow
+ * step is never taken from a live replica.
  */
 #ifndef PL_STAGE_H
 #define PL_STAGE_H
@@ -44,9 +48,15 @@ typedef struct pl_stage_opts {
     const char *work_endpoint; /* PULL connects here ("*" host = 127.0.0.1) */
     const char *conninfo;
     pl_stage_cfg_t cfg;
+    const char *owner;         /* this process (pl_daemon_instance), recorded with each claim */
     /* Runs with a claimed case; must end the job with pl_stage_job_done or
      * pl_stage_job_fail, now or later (from the loop). */
     void (*step)(pl_stage_job_t *job, void *arg);
+    /* Called when stopping gives up on a job whose step has not ended within
+     * the grace period: the step must forget the job (stop its timers); the
+     * job is freed right after and its claim handed back. Required when a
+     * step can outlast the grace; may be NULL for steps that end at once. */
+    void (*cancel)(pl_stage_job_t *job, void *arg);
     void *arg;
 } pl_stage_opts_t;
 
@@ -67,6 +77,9 @@ pl_stage_stats_t pl_stage_stats(const pl_stage_t *stage);
 const cJSON *pl_stage_job_case(const pl_stage_job_t *job);
 const char *pl_stage_job_case_id(const pl_stage_job_t *job);
 int pl_stage_job_attempt(const pl_stage_job_t *job);
+/* A pointer the step may attach to its job (borrowed; the step owns it). */
+void pl_stage_job_set_data(pl_stage_job_t *job, void *data);
+void *pl_stage_job_data(const pl_stage_job_t *job);
 
 /* Ends the job: moves the case to out_state, sets the columns in patch
  * (category, priority, ... see plaint_stage_complete) and writes one event of

@@ -3,6 +3,7 @@
  * back in its stage's queue once the cause is fixed.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
@@ -12,9 +13,9 @@ static const char SQL_PARKED[] =
     "SELECT case_id, case_no, state, stage_attempts,"
     " to_char(parked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), parked_reason"
     " FROM cases WHERE parked_at IS NOT NULL ORDER BY parked_at";
-static const char SQL_UNPARK_ID[] = "SELECT plaint_stage_unpark($1::uuid)";
+static const char SQL_UNPARK_ID[] = "SELECT plaint_stage_unpark($1::uuid, $2)";
 static const char SQL_UNPARK_NO[] =
-    "SELECT plaint_stage_unpark(case_id) FROM cases WHERE case_no = $1";
+    "SELECT plaint_stage_unpark(case_id, $2) FROM cases WHERE case_no = $1";
 
 int ctl_parked(int argc, char **argv)
 {
@@ -53,9 +54,13 @@ int ctl_unpark(int argc, char **argv)
     PGconn *conn = ctl_connect();
     if (!conn)
         return CTL_EXIT_UNAVAILABLE;
-    const char *params[1] = {argv[1]};
+    /* The operator's login names who put it back, in the case.unparked event. */
+    const char *user = getenv("USER");
+    char actor[160];
+    snprintf(actor, sizeof actor, "plaintctl:%s", user && *user ? user : "operator");
+    const char *params[2] = {argv[1], actor};
     const char *sql = pl_uuid_valid(argv[1]) ? SQL_UNPARK_ID : SQL_UNPARK_NO;
-    PGresult *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
     int rc = CTL_EXIT_OK;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ctl_fail(PQresultErrorMessage(res), NULL);

@@ -64,9 +64,22 @@ static void on_timer_closed(uv_handle_t *handle)
 static void on_delay(uv_timer_t *timer)
 {
     delayed_t *d = timer->data;
-    finish(d->job);
-    timer->data = d;
+    pl_stage_job_t *job = d->job;
+    pl_stage_job_set_data(job, NULL);
     uv_close((uv_handle_t *)timer, on_timer_closed);
+    finish(job);
+}
+
+/* The stage gave up on a job at shutdown: forget it. */
+static void cancel(pl_stage_job_t *job, void *arg)
+{
+    (void)arg;
+    delayed_t *d = pl_stage_job_data(job);
+    if (!d)
+        return;
+    pl_stage_job_set_data(job, NULL);
+    uv_timer_stop(&d->timer);
+    uv_close((uv_handle_t *)&d->timer, on_timer_closed);
 }
 
 static void step(pl_stage_job_t *job, void *arg)
@@ -78,6 +91,7 @@ static void step(pl_stage_job_t *job, void *arg)
     }
     delayed_t *d = pl_calloc(1, sizeof *d);
     d->job = job;
+    pl_stage_job_set_data(job, d);
     uv_timer_init(pl_daemon_loop(daemon_), &d->timer);
     d->timer.data = d;
     uv_timer_start(&d->timer, on_delay, (uint64_t)knobs.delay_ms, 0);
@@ -93,7 +107,9 @@ static int start(pl_daemon_t *d, void *arg, pl_err_t *err)
         .work_endpoint = knobs.work_endpoint,
         .conninfo = pl_daemon_cfg(d)->database_url,
         .cfg = stage_cfg,
+        .owner = pl_daemon_instance(d),
         .step = step,
+        .cancel = cancel,
     };
     stage = pl_stage_new(pl_daemon_loop(d), pl_daemon_zmq(d), &opts, err);
     return stage ? 0 : err->code;
@@ -120,8 +136,9 @@ int main(int argc, char **argv)
     size_t n = 0;
     const pl_cfg_setting_t *common = pl_stage_settings(&stage_cfg, &n);
     memcpy(settings, common, n * sizeof *settings);
+    /* min 1: a list, to take work from every hub. */
     settings[n++] = (pl_cfg_setting_t){"PLAINT_CLASSIFY_ENDPOINT", "tcp://*:7111",
-                                       PL_CFG_ENDPOINT, &knobs.work_endpoint, 0, 0,
+                                       PL_CFG_ENDPOINT, &knobs.work_endpoint, 1, 0,
                                        "where the hub hands out work for received cases"};
     settings[n++] = (pl_cfg_setting_t){"PLAINT_TEST_STAGE_DELAY", "0s", PL_CFG_DURATION,
                                        &knobs.delay_ms, 0, 600000, "time each step takes"};
