@@ -3,8 +3,9 @@
  * daemon (see pl_daemon.h).
  *
  * Trusts the daemon's definition; trusts nothing in the environment. Owns the
- * loop, the ZeroMQ context, its signal and timer handles, and the daemon
- * struct for the life of the process.
+ * loop, the ZeroMQ context, its signal and timer handles, the metrics
+ * registry and HTTP server, and the daemon struct for the life of the
+ * process.
  */
 #include "pl_daemon.h"
 
@@ -17,8 +18,10 @@
 
 #include "pl_alloc.h"
 #include "pl_db.h"
+#include "pl_json.h"
 #include "pl_log.h"
 #include "pl_schema.h"
+#include "pl_time.h"
 
 #define EXIT_USAGE 64
 #define EXIT_CONFIG 78
@@ -35,7 +38,16 @@ struct pl_daemon {
     bool stopped;
     char instance[256];
     char binary[64];
+    pl_metrics_t *metrics;
+    pl_http_server_t *http;
+    char health_reason[256];
 };
+
+/* A daemon whose start failed: its loop still holds the handles it opened,
+ * and closing them would run callbacks of a half-started daemon, so the
+ * process exits without freeing them; kept here, they stay reachable and
+ * LeakSanitizer reports nothing. */
+static pl_daemon_t *unfinished;
 
 static pl_common_cfg_t common_cfg;
 
@@ -54,16 +66,50 @@ static const pl_cfg_setting_t common_settings[] = {
      "debug, info, warn or error"},
     {"PLAINT_DB_WAIT", "60s", PL_CFG_DURATION, &common_cfg.db_wait_ms, 0, 86400000,
      "how long a daemon waits for the database at start"},
-    {"PLAINT_METRICS_ADDR", "", PL_CFG_STRING, &common_cfg.metrics_addr, 0, 0,
-     "HOST:PORT for this daemon's /metrics and /healthz (empty: none)"},
 };
 #define COMMON_COUNT (sizeof common_settings / sizeof common_settings[0])
+
+#define METRICS_HELP "HOST:PORT for this daemon's GET /metrics and /healthz (empty: none)"
+
+/* PLAINT_METRICS_ADDR, whose default differs per daemon. */
+static pl_cfg_setting_t metrics_setting(const pl_daemon_def_t *def)
+{
+    const char *defval = def->metrics_addr_default ? def->metrics_addr_default : "";
+    return (pl_cfg_setting_t){"PLAINT_METRICS_ADDR", defval, PL_CFG_HTTPADDR,
+                              &common_cfg.metrics_addr, 0, 0, METRICS_HELP};
+}
+
+/* An empty PLAINT_METRICS_ADDR turns the listener off, also for a daemon
+ * whose default is an address. pl_cfg takes an empty value only for a
+ * setting whose default is "", so the variable is read first as such a
+ * setting; when that leaves it empty (unset, or set to ""), it is read
+ * again with the daemon's default, which an unset variable takes and an
+ * empty one refuses (leaving "": off). The refusal is not a problem to
+ * report, so it goes to a scratch list. */
+static int load_metrics_addr(const pl_daemon_def_t *def, pl_errlist_t *errs)
+{
+    pl_cfg_setting_t s = metrics_setting(def);
+    const char *defval = s.defval;
+    s.defval = "";
+    if (pl_cfg_load(&s, 1, errs) < 0)
+        return PL_ECONFIG;
+    if (*common_cfg.metrics_addr || !*defval)
+        return 0;
+    s.defval = defval;
+    pl_errlist_t scratch = PL_ERRLIST_INIT;
+    /* Fails only for an empty variable: the default is a constant address. */
+    (void)pl_cfg_load(&s, 1, &scratch);
+    pl_errlist_reset(&scratch);
+    return 0;
+}
 
 static void print_help(const pl_daemon_def_t *def, const char *binary)
 {
     printf("Usage: %s [--help] [--version]\n\n%s\n\n", binary, def->summary);
     printf("Settings (environment variables):\n");
     pl_cfg_print_help(common_settings, COMMON_COUNT);
+    pl_cfg_setting_t metrics = metrics_setting(def);
+    pl_cfg_print_help(&metrics, 1);
     if (def->nsettings)
         pl_cfg_print_help(def->settings, def->nsettings);
     printf("\nSIGTERM or SIGINT stops the daemon cleanly within 10 s.\n");
@@ -101,6 +147,8 @@ static int load_settings(const pl_daemon_def_t *def, const char *binary)
 {
     pl_errlist_t errs = PL_ERRLIST_INIT;
     int rc = pl_cfg_load(common_settings, COMMON_COUNT, &errs);
+    if (load_metrics_addr(def, &errs) < 0)
+        rc = PL_ECONFIG;
     if (def->nsettings && pl_cfg_load(def->settings, def->nsettings, &errs) < 0)
         rc = PL_ECONFIG;
     if (rc < 0 || errs.count)
@@ -155,8 +203,82 @@ void pl_daemon_stopped(pl_daemon_t *d)
     if (d->stopped)
         return;
     d->stopped = true;
+    pl_http_server_close(&d->http);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+/* ---- /metrics and /healthz ---- */
+
+static void on_metrics(pl_http_req_t *req, void *arg)
+{
+    pl_daemon_t *d = arg;
+    size_t len;
+    char *text = pl_metrics_render(d->metrics, &len);
+    (void)pl_http_req_set_header(req, "Cache-Control", "no-store"); /* a constant, valid header */
+    pl_http_respond(req, 200, PL_METRICS_CONTENT_TYPE, text, len);
+    pl_free(text);
+}
+
+static void on_healthz(pl_http_req_t *req, void *arg)
+{
+    pl_daemon_t *d = arg;
+    d->health_reason[0] = '\0';
+    bool ok = !d->stopping && (!d->def->healthy || d->def->healthy(d, d->def->arg));
+    cJSON *body = pl_json_must(cJSON_CreateObject());
+    pl_json_add_str(body, "status", ok ? "ok" : "unavailable");
+    if (!ok)
+        pl_json_add_str(body, "reason", d->stopping ? "the daemon is stopping"
+                                        : d->health_reason[0] ? d->health_reason
+                                                              : "the daemon is not ready");
+    (void)pl_http_req_set_header(req, "Cache-Control", "no-store"); /* a constant, valid header */
+    pl_http_respond_json(req, ok ? 200 : 503, &body);
+}
+
+static void add_process_metrics(pl_daemon_t *d)
+{
+    pl_metric_set(pl_metrics_gauge(d->metrics, "plaint_up", "1 while the daemon runs", NULL), 1);
+    pl_metric_set(pl_metrics_gauge(d->metrics, "plaint_start_time_seconds",
+                                   "when the daemon started, in seconds since the Unix epoch",
+                                   NULL),
+                  (double)pl_time_now_ms() / 1000.0);
+    pl_metric_set(pl_metrics_gauge(d->metrics, "plaint_build_info",
+                                   "the daemon's version, as a label; the value is always 1",
+                                   "version", PLAINT_VERSION, NULL),
+                  1);
+}
+
+/* Listens on PLAINT_METRICS_ADDR (when set) before the daemon starts, so
+ * that its start function may add routes. */
+static int start_http(pl_daemon_t *d, pl_err_t *err)
+{
+    d->metrics = pl_metrics_new();
+    add_process_metrics(d);
+    if (!*d->cfg.metrics_addr)
+        return 0;
+    d->http = pl_http_server_new(&d->loop, d->cfg.metrics_addr, err);
+    if (!d->http) {
+        pl_err_t why = *err;
+        pl_err_set(err, why.code, "PLAINT_METRICS_ADDR",
+                   "cannot serve metrics on PLAINT_METRICS_ADDR: %.400s", why.message);
+        return pl_err_hint(err, "%.120s Set PLAINT_METRICS_ADDR to a free HOST:PORT, or to \"\" "
+                                "for no metrics listener.", why.hint);
+    }
+    if (pl_http_route(d->http, "GET", "/metrics", PL_HTTP_EXACT, on_metrics, d) < 0 ||
+        pl_http_route(d->http, "GET", "/healthz", PL_HTTP_EXACT, on_healthz, d) < 0)
+        return pl_err_set(err, PL_EINTERNAL, "", "cannot route /metrics and /healthz");
+    pl_log_info("serving metrics", "addr", d->cfg.metrics_addr, NULL);
+    return 0;
+}
+
+static int report_start_failure(pl_daemon_t *d, int rc, const pl_err_t *err)
+{
+    fprintf(stderr, "%s: %s\n", d->binary, err->message);
+    if (err->hint[0])
+        fprintf(stderr, "hint: %s\n", err->hint);
+    pl_log_error("cannot start", "error", err->message, NULL);
+    unfinished = d;
+    return rc == PL_ECONFIG ? EXIT_CONFIG : 1;
 }
 
 static int start_loop(pl_daemon_t *d)
@@ -173,18 +295,16 @@ static int start_loop(pl_daemon_t *d)
     uv_signal_start(&d->sigint, on_signal, SIGINT);
     pl_err_t err;
     pl_err_clear(&err);
-    int rc = d->def->start(d, d->def->arg, &err);
-    if (rc < 0) {
-        fprintf(stderr, "%s: %s\n", d->binary, err.message);
-        if (err.hint[0])
-            fprintf(stderr, "hint: %s\n", err.hint);
-        pl_log_error("cannot start", "error", err.message, NULL);
-        return rc == PL_ECONFIG ? EXIT_CONFIG : 1;
-    }
+    int rc = start_http(d, &err);
+    if (rc == 0)
+        rc = d->def->start(d, d->def->arg, &err);
+    if (rc < 0)
+        return report_start_failure(d, rc, &err);
     pl_log_info("started", "version", PLAINT_VERSION, "instance", d->instance, NULL);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&d->grace, NULL);
     uv_run(&d->loop, UV_RUN_DEFAULT);
+    pl_metrics_destroy(&d->metrics);
     zmq_ctx_term(d->zctx);
     if (uv_loop_close(&d->loop) != 0)
         pl_log_warn("handles left open at exit", NULL);
@@ -213,7 +333,8 @@ int pl_daemon_run(const pl_daemon_def_t *def, int argc, char **argv)
     if (rc < 0)
         rc = start_loop(d);
     pl_cfg_free_strings();
-    pl_free(d);
+    if (d != unfinished)
+        pl_free(d);
     return rc;
 }
 
@@ -240,4 +361,19 @@ const char *pl_daemon_name(const pl_daemon_t *d)
 const char *pl_daemon_instance(const pl_daemon_t *d)
 {
     return d->instance;
+}
+
+pl_metrics_t *pl_daemon_metrics(pl_daemon_t *d)
+{
+    return d->metrics;
+}
+
+pl_http_server_t *pl_daemon_http(pl_daemon_t *d)
+{
+    return d->http;
+}
+
+void pl_daemon_set_health_reason(pl_daemon_t *d, const char *reason)
+{
+    snprintf(d->health_reason, sizeof d->health_reason, "%s", reason ? reason : "");
 }

@@ -9,6 +9,15 @@
  * the daemon to finish or hand back its work, then closes every handle and
  * exits 0. If the daemon has not finished 9 s after the signal, the process
  * exits 1 so that an orchestrator's 10 s grace period is never exceeded.
+ *
+ * Every daemon has a metrics registry (pl_daemon_metrics) and, unless
+ * PLAINT_METRICS_ADDR is empty, an HTTP server on that address
+ * (pl_daemon_http) answering GET /metrics (the registry, Prometheus text)
+ * and GET /healthz (200 {"status":"ok"}, or 503 {"status":"unavailable",
+ * "reason":...} when the daemon's healthy callback says no or it is
+ * stopping). The server is up before the start function runs, so a daemon
+ * may add routes of its own, and closes in pl_daemon_stopped(). Failing to
+ * listen there is fatal: an operator must know that nothing is scraped.
  */
 #ifndef PL_DAEMON_H
 #define PL_DAEMON_H
@@ -20,6 +29,8 @@
 
 #include "pl_cfg.h"
 #include "pl_err.h"
+#include "pl_http.h"
+#include "pl_metrics.h"
 
 typedef struct pl_daemon pl_daemon_t;
 
@@ -48,6 +59,13 @@ typedef struct pl_daemon_def {
      * is held, close handles, then call pl_daemon_stopped(d). */
     void (*stop)(pl_daemon_t *d, void *arg);
     void *arg;
+    /* PLAINT_METRICS_ADDR's default, shown by --help: intake "0.0.0.0:9101",
+     * the next daemons 9102 and on. NULL or "" = no listener unless set. */
+    const char *metrics_addr_default;
+    /* For GET /healthz, on the loop: true when the daemon can do its work
+     * (e.g. its database connections are up). It may call
+     * pl_daemon_set_health_reason() to say why not. NULL = always healthy. */
+    bool (*healthy)(pl_daemon_t *d, void *arg);
 } pl_daemon_def_t;
 
 /* Returns the process exit status. */
@@ -60,5 +78,16 @@ const pl_common_cfg_t *pl_daemon_cfg(const pl_daemon_t *d);
 const char *pl_daemon_name(const pl_daemon_t *d);
 /* "plaint-intake@host:pid", unique per process; used as message source and lease owner. */
 const char *pl_daemon_instance(const pl_daemon_t *d);
+
+/* The daemon's registry (borrowed; never NULL from the start function on,
+ * also when nothing serves it). Holds plaint_up, plaint_start_time_seconds
+ * and plaint_build_info{version}. */
+pl_metrics_t *pl_daemon_metrics(pl_daemon_t *d);
+/* The server on PLAINT_METRICS_ADDR (borrowed; NULL when that is empty or
+ * once stopped), for a daemon's own routes. */
+pl_http_server_t *pl_daemon_http(pl_daemon_t *d);
+/* Called by a healthy callback that returns false: reason (copied) goes in
+ * the 503 body. */
+void pl_daemon_set_health_reason(pl_daemon_t *d, const char *reason);
 
 #endif

@@ -80,8 +80,14 @@ static int follow(void *sub, PGconn *conn, long long last, const char *prefix)
     char *buf = pl_malloc(1024 * 1024);
     while (!interrupted) {
         char topic[256];
-        if (zmq_recv(sub, topic, sizeof topic, 0) < 0)
-            continue; /* timeout: check for an interrupt */
+        if (zmq_recv(sub, topic, sizeof topic, 0) < 0) {
+            /* Quiet for a moment: an event may have been published while our
+             * SUB was reconnecting, or numbered by a hub that started after
+             * it; the database has it, so look there. */
+            if (conn && replay(conn, &last, prefix) < 0)
+                break;
+            continue;
+        }
         int n = zmq_recv(sub, buf, 1024 * 1024 - 1, 0);
         if (n < 0)
             continue;

@@ -54,7 +54,8 @@ typedef struct slot {
     pl_db_t *db;
     pending_t **batch;
     int count;
-    int64_t sent_ms; /* monotonic, for the batch log line */
+    int64_t sent_ms;  /* monotonic, for the batch log line */
+    uint64_t sent_ns; /* uv_hrtime(), for plaint_intake_batch_seconds */
 } slot_t;
 
 struct intake_batcher {
@@ -67,7 +68,11 @@ struct intake_batcher {
     uv_timer_t *expiry;
     void (*drained)(void *arg);
     void *drained_arg;
+    pl_metric_t *batch_size;    /* complaints per transaction */
+    pl_metric_t *batch_seconds; /* send to result, whatever the result */
 };
+
+static const double size_buckets[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
 
 static void pump(intake_batcher_t *b);
 
@@ -205,6 +210,7 @@ static void on_batch_done(PGresult *res, const pl_err_t *err, void *arg)
     slot_t *s = arg;
     intake_batcher_t *b = s->b;
     b->in_flight -= (size_t)s->count;
+    pl_metric_observe(b->batch_seconds, (double)(uv_hrtime() - s->sent_ns) / 1e9);
     if (pl_log_enabled(PL_LOG_DEBUG)) {
         char n[24], ms[24];
         pl_log_debug("batch done", "count", pl_log_int(n, s->count), "ms",
@@ -274,10 +280,13 @@ static void send_batch(intake_batcher_t *b, slot_t *s)
     formats[NCOLUMNS] = 0;
     b->in_flight += (size_t)s->count;
     s->sent_ms = pl_time_mono_ms();
+    s->sent_ns = uv_hrtime();
     int rc = pl_db_exec_params(s->db, "submit_batch", NCOLUMNS + 1, params, lengths, formats,
                                on_batch_done, s);
     for (int c = 0; c < NCOLUMNS; c++)
         pl_pgarray_destroy(&arrays[c]);
+    if (rc == 0)
+        pl_metric_observe(b->batch_size, s->count);
     if (rc < 0) {
         b->in_flight -= (size_t)s->count;
         push_front_all(b, s->batch, s->count);
@@ -329,6 +338,14 @@ intake_batcher_t *intake_batcher_new(uv_loop_t *loop, const intake_batcher_opts_
     b->opts.conninfo = pl_strdup(opts->conninfo);
     b->opts.app_name = pl_strdup(opts->app_name);
     b->opts.event_source = pl_strdup(opts->event_source);
+    b->batch_size = pl_metrics_histogram(opts->metrics, "plaint_intake_batch_size",
+                                         "complaints stored per transaction (group commit)",
+                                         size_buckets, sizeof size_buckets / sizeof *size_buckets,
+                                         NULL);
+    b->batch_seconds = pl_metrics_histogram(
+        opts->metrics, "plaint_intake_batch_seconds",
+        "time from sending a batch to the database to its result, in seconds",
+        pl_metrics_latency_buckets, PL_METRICS_LATENCY_BUCKETS_N, NULL);
     if (b->opts.connections < 1)
         b->opts.connections = 1;
     if (b->opts.batch_max < 1)

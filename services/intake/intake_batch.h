@@ -18,6 +18,7 @@
 
 #include "intake_submit.h"
 #include "pl_err.h"
+#include "pl_metrics.h"
 
 typedef struct intake_batcher intake_batcher_t;
 
@@ -29,6 +30,8 @@ typedef struct intake_batcher_opts {
     int batch_max;            /* submissions per transaction */
     int queue_max;            /* waiting submissions before new ones are refused */
     int64_t timeout_ms;       /* a submission not committed by then gets PL_EUNAVAIL */
+    pl_metrics_t *metrics;    /* borrowed, must outlive the batcher; NULL = none. Gets
+                                 plaint_intake_batch_size and plaint_intake_batch_seconds */
 } intake_batcher_opts_t;
 
 typedef struct intake_stored {

@@ -43,6 +43,8 @@ struct intake_hub {
     bool want_sequence;
     bool want_fetch;
     bool busy;
+    pl_metric_t *published_total;
+    pl_metric_t *last_seq;
 };
 
 static void step(intake_hub_t *hub);
@@ -132,7 +134,9 @@ static void on_fetched(PGresult *res, const pl_err_t *err, void *arg)
          * them by seq over HTTP (proto/PROTOCOL.md). */
         (void)pl_sock_send(hub->pub, frames, 2);
         hub->published = seq;
+        pl_metric_inc(hub->published_total);
     }
+    pl_metric_set(hub->last_seq, (double)hub->published);
     if (rows == FETCH_BATCH_N)
         hub->want_fetch = true;
     step(hub);
@@ -145,6 +149,7 @@ static void on_head(PGresult *res, const pl_err_t *err, void *arg)
     if (err)
         return;
     hub->published = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    pl_metric_set(hub->last_seq, (double)hub->published);
     char buf[24];
     pl_log_info("event stream starts", "after_seq", pl_log_int(buf, hub->published), NULL);
     step(hub);
@@ -219,7 +224,13 @@ intake_hub_t *intake_hub_new(uv_loop_t *loop, void *zctx, const intake_hub_opts_
     intake_hub_t *hub = pl_calloc(1, sizeof *hub);
     hub->opts = *opts;
     hub->opts.source = pl_strdup(opts->source);
+    hub->opts.metrics = NULL; /* not kept: the series below are */
     hub->published = -1;
+    hub->published_total = pl_metrics_counter(
+        opts->metrics, "plaint_events_published_total",
+        "events sent on the event stream (PUB) by this process", NULL);
+    hub->last_seq = pl_metrics_gauge(opts->metrics, "plaint_events_last_seq",
+                                     "seq of the last event sent on the event stream", NULL);
     hub->pub = bound_socket(loop, zctx, ZMQ_PUB, opts->events_endpoint, err);
     if (hub->pub)
         hub->classify = bound_socket(loop, zctx, ZMQ_PUSH, opts->classify_endpoint, err);
@@ -251,6 +262,11 @@ intake_hub_t *intake_hub_new(uv_loop_t *loop, void *zctx, const intake_hub_opts_
 int64_t intake_hub_published(const intake_hub_t *hub)
 {
     return hub->published;
+}
+
+bool intake_hub_ready(const intake_hub_t *hub)
+{
+    return hub && pl_db_ready(hub->db);
 }
 
 static void on_timer_closed(uv_handle_t *handle)

@@ -16,10 +16,12 @@
 #ifndef INTAKE_HUB_H
 #define INTAKE_HUB_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
 #include "pl_err.h"
+#include "pl_metrics.h"
 
 typedef struct intake_hub intake_hub_t;
 
@@ -31,6 +33,9 @@ typedef struct intake_hub_opts {
     const char *classify_endpoint; /* PUSH, bound: cases that became "received" */
     const char *route_endpoint;    /* PUSH, bound: cases that became "classified" */
     int64_t poll_ms;               /* safety-net wakeup period */
+    pl_metrics_t *metrics;         /* borrowed, must outlive the hub; NULL = none. Gets
+                                      plaint_events_published_total and
+                                      plaint_events_last_seq */
 } intake_hub_opts_t;
 
 /* Binds its sockets; returns NULL with err when an endpoint cannot be bound. */
@@ -41,6 +46,8 @@ intake_hub_t *intake_hub_new(uv_loop_t *loop, void *zctx, const intake_hub_opts_
 void intake_hub_case_received(intake_hub_t *hub, const char *case_id, int64_t seq);
 /* Last seq published (0 before the first). */
 int64_t intake_hub_published(const intake_hub_t *hub);
+/* True when the hub's database connection is ready. */
+bool intake_hub_ready(const intake_hub_t *hub);
 /* NULL-safe; nulls *hub_p. */
 void intake_hub_destroy(intake_hub_t **hub_p);
 

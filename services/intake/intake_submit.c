@@ -333,6 +333,10 @@ static void check_target(check_t *c, const cJSON *data)
 }
 
 /* Stored in UTC with milliseconds, whatever offset the client wrote. */
+/* 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z, in ms since 1970. */
+#define OCCURRED_MIN_MS (-62135596800000LL)
+#define OCCURRED_MAX_MS (253402300799999LL)
+
 static void check_occurred_at(check_t *c, const cJSON *data)
 {
     static const char path[] = "data.occurred_at";
@@ -344,6 +348,11 @@ static void check_occurred_at(check_t *c, const cJSON *data)
         pl_json_add(c->row, "occurred_at", NULL);
     } else if (pl_time_parse(item->valuestring, &at_ms, path, &e) < 0) {
         pl_errlist_push(c->errs, &e);
+    } else if (at_ms < OCCURRED_MIN_MS || at_ms > OCCURRED_MAX_MS) {
+        /* An offset can carry a valid local time past year 1 or 9999 in UTC,
+         * which the stored UTC form cannot hold: refuse rather than change it. */
+        pl_errlist_add(c->errs, PL_EINVAL, path,
+                       "occurred_at is outside the years 0001 to 9999 once converted to UTC");
     } else {
         pl_json_add_str(c->row, "occurred_at", pl_time_format(at_ms, utc));
     }

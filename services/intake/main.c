@@ -18,6 +18,7 @@
 #include "pl_json.h"
 #include "pl_log.h"
 #include "pl_msg.h"
+#include "pl_time.h"
 
 #define ENVELOPE_FRAMES_MAX 8
 
@@ -37,7 +38,7 @@ static const pl_cfg_setting_t intake_settings[] = {
      "work for routing: the hub binds PUSH here, routing replicas connect"},
     {"PLAINT_INTAKE_BATCH_MAX", "256", PL_CFG_INT, &settings.batch_max, 1, 10000,
      "complaints stored per transaction at most"},
-    {"PLAINT_INTAKE_DB_CONNECTIONS", "2", PL_CFG_INT, &settings.db_connections, 1, 64,
+    {"PLAINT_INTAKE_DB_CONNECTIONS", "1", PL_CFG_INT, &settings.db_connections, 1, 64,
      "database connections, each with one batch in flight"},
     {"PLAINT_INTAKE_QUEUE_MAX", "20000", PL_CFG_INT, &settings.queue_max, 1, 1000000,
      "complaints waiting for a transaction before new ones get unavailable"},
@@ -45,12 +46,37 @@ static const pl_cfg_setting_t intake_settings[] = {
      "a complaint not committed by then gets an unavailable reply"},
 };
 
+/* Outcomes of a complaint.submit, as the result label of
+ * plaint_intake_submissions_total. */
+typedef enum {
+    RESULT_ACCEPTED,
+    RESULT_DUPLICATE,
+    RESULT_INVALID,
+    RESULT_TOO_LARGE,
+    RESULT_UNAVAILABLE,
+    RESULT_COUNT
+} result_t;
+
+static const char *const result_names[RESULT_COUNT] = {"accepted", "duplicate", "invalid",
+                                                       "too_large", "unavailable"};
+
+/* Series in the daemon's registry (borrowed from it). */
+typedef struct intake_metrics {
+    pl_metric_t *submissions[RESULT_COUNT];
+    pl_metric_t *ack_seconds; /* receive to the reply after COMMIT */
+    pl_metric_t *queue;       /* waiting + in flight */
+    pl_metric_t *db_up;
+} intake_metrics_t;
+
 typedef struct intake {
     pl_daemon_t *daemon;
     pl_sock_t *router;
     intake_batcher_t *batcher;
     intake_hub_t *hub;
     const char *source; /* our instance name, borrowed from the daemon */
+    intake_metrics_t m;
+    uv_timer_t *warmup; /* until the database connections are first ready */
+    int64_t warmup_until_ms;
 } intake_t;
 
 /* A request waiting for its commit: the routing envelope to reply through. */
@@ -59,6 +85,7 @@ typedef struct request {
     size_t nframes;
     pl_frame_t frames[ENVELOPE_FRAMES_MAX];
     char *msg_id;
+    uint64_t received_ns; /* uv_hrtime() when the message arrived */
 } request_t;
 
 static intake_t intake;
@@ -75,7 +102,21 @@ static request_t *request_new(intake_t *in, zmq_msg_t *frames, size_t n_envelope
         req->frames[i].len = len;
     }
     req->msg_id = pl_strdup(msg_id);
+    req->received_ns = uv_hrtime();
     return req;
+}
+
+static void count(intake_t *in, result_t result)
+{
+    pl_metric_inc(in->m.submissions[result]);
+}
+
+/* The result an error reply reports. */
+static result_t error_result(int code)
+{
+    return code == PL_ETOOLARGE ? RESULT_TOO_LARGE
+         : code == PL_EUNAVAIL  ? RESULT_UNAVAILABLE
+                                : RESULT_INVALID;
 }
 
 static void request_free(request_t *req)
@@ -115,6 +156,8 @@ static void on_stored(void *ctx, const intake_stored_t *stored, const pl_err_t *
         cJSON_AddStringToObject(data, "case_no", stored->case_no);
         cJSON_AddBoolToObject(data, "duplicate", stored->duplicate);
         reply(req, pl_msg_new(PL_MSG_ACCEPTED, req->in->source, data));
+        count(req->in, stored->duplicate ? RESULT_DUPLICATE : RESULT_ACCEPTED);
+        pl_metric_observe(req->in->m.ack_seconds, (double)(uv_hrtime() - req->received_ns) / 1e9);
         if (!stored->duplicate && req->in->hub)
             intake_hub_case_received(req->in->hub, stored->case_id, stored->seq);
         pl_log_info(stored->duplicate ? "duplicate submission" : "case accepted", "case_id",
@@ -127,6 +170,7 @@ static void on_stored(void *ctx, const intake_stored_t *stored, const pl_err_t *
         snprintf(message, sizeof message, "%s%s%s", err->message, err->hint[0] ? "; " : "",
                  err->hint);
         reply_error(req, err->code, message, &errs);
+        count(req->in, error_result(err->code));
         pl_errlist_reset(&errs);
     }
     request_free(req);
@@ -181,15 +225,95 @@ static void on_router(pl_sock_t *sock, zmq_msg_t *frames, size_t n, void *arg)
         char summary[PL_ERR_MSG_MAX];
         summarize(&errs, summary, sizeof summary);
         reply_error(req, pl_errlist_code(&errs), summary, &errs);
+        count(in, error_result(pl_errlist_code(&errs)));
         request_free(req);
     } else if (intake_batcher_submit(in->batcher, &sub, on_stored, req) < 0) {
         reply_error(req, PL_EUNAVAIL,
                     "the database is unavailable and nothing was stored; resubmit with the same "
                     "external_id", NULL);
+        count(in, RESULT_UNAVAILABLE);
         request_free(req);
     }
     pl_errlist_reset(&errs);
     pl_msg_release(&msg);
+}
+
+/* Intake can take complaints and publish their events. */
+static bool intake_healthy(pl_daemon_t *d, void *arg)
+{
+    intake_t *in = arg;
+    if (!in->batcher || !intake_batcher_ready(in->batcher)) {
+        pl_daemon_set_health_reason(d, "no database connection for storing complaints is ready");
+        return false;
+    }
+    if (!intake_hub_ready(in->hub)) {
+        pl_daemon_set_health_reason(d, "the event hub's database connection is not ready");
+        return false;
+    }
+    return true;
+}
+
+/* Gauges read when scraped. The batcher and hub are gone after the drain. */
+static void collect(void *arg)
+{
+    intake_t *in = arg;
+    pl_metric_set(in->m.queue, in->batcher ? (double)intake_batcher_busy(in->batcher) : 0);
+    bool up = in->batcher && intake_batcher_ready(in->batcher) && intake_hub_ready(in->hub);
+    pl_metric_set(in->m.db_up, up ? 1 : 0);
+}
+
+static void add_metrics(intake_t *in, pl_metrics_t *reg)
+{
+    for (int r = 0; r < RESULT_COUNT; r++)
+        in->m.submissions[r] = pl_metrics_counter(
+            reg, "plaint_intake_submissions_total",
+            "complaint.submit messages answered, by result", "result", result_names[r], NULL);
+    in->m.ack_seconds = pl_metrics_histogram(
+        reg, "plaint_intake_ack_seconds",
+        "time from receiving a complaint to replying after its COMMIT, in seconds",
+        pl_metrics_latency_buckets, PL_METRICS_LATENCY_BUCKETS_N, NULL);
+    in->m.queue = pl_metrics_gauge(reg, "plaint_intake_queue",
+                                   "complaints waiting for a transaction or in one", NULL);
+    in->m.db_up = pl_metrics_gauge(
+        reg, "plaint_db_up",
+        "1 when the database connections the daemon needs are ready (intake: one for storing "
+        "complaints and the event hub's), else 0", NULL);
+    pl_metrics_on_collect(reg, collect, in);
+}
+
+static void on_warmup_closed(uv_handle_t *handle)
+{
+    pl_free(handle);
+}
+
+static void end_warmup(intake_t *in)
+{
+    if (!in->warmup)
+        return;
+    uv_close((uv_handle_t *)in->warmup, on_warmup_closed);
+    in->warmup = NULL;
+}
+
+/* Complaints that waited for us while we started must not be refused just
+ * because the first connections are still being made: hold them in ZeroMQ
+ * until a connection is ready (or the reply deadline says to answer). */
+static void on_warmup_tick(uv_timer_t *timer)
+{
+    intake_t *in = timer->data;
+    if (!intake_batcher_ready(in->batcher) && pl_time_mono_ms() < in->warmup_until_ms)
+        return;
+    end_warmup(in);
+    pl_sock_resume(in->router);
+}
+
+static void start_warmup(intake_t *in, uv_loop_t *loop)
+{
+    pl_sock_pause(in->router);
+    in->warmup = pl_calloc(1, sizeof *in->warmup);
+    (void)uv_timer_init(loop, in->warmup);
+    in->warmup->data = in;
+    in->warmup_until_ms = pl_time_mono_ms() + settings.timeout_ms / 2;
+    (void)uv_timer_start(in->warmup, on_warmup_tick, 5, 5);
 }
 
 static int intake_start(pl_daemon_t *d, void *arg, pl_err_t *err)
@@ -197,8 +321,10 @@ static int intake_start(pl_daemon_t *d, void *arg, pl_err_t *err)
     intake_t *in = arg;
     const pl_common_cfg_t *cfg = pl_daemon_cfg(d);
     uv_loop_t *loop = pl_daemon_loop(d);
+    pl_metrics_t *reg = pl_daemon_metrics(d);
     in->daemon = d;
     in->source = pl_daemon_instance(d);
+    add_metrics(in, reg);
     intake_hub_opts_t ho = {
         .conninfo = cfg->database_url,
         .app_name = "plaint-intake-hub",
@@ -206,6 +332,7 @@ static int intake_start(pl_daemon_t *d, void *arg, pl_err_t *err)
         .events_endpoint = cfg->events_endpoint,
         .classify_endpoint = settings.classify_endpoint,
         .route_endpoint = settings.route_endpoint,
+        .metrics = reg,
     };
     in->hub = intake_hub_new(loop, pl_daemon_zmq(d), &ho, err);
     if (!in->hub)
@@ -223,11 +350,15 @@ static int intake_start(pl_daemon_t *d, void *arg, pl_err_t *err)
         .batch_max = (int)settings.batch_max,
         .queue_max = (int)settings.queue_max,
         .timeout_ms = settings.timeout_ms,
+        .metrics = reg,
     };
     in->batcher = intake_batcher_new(loop, &bo);
     pl_log_info("listening", "submit", cfg->submit_endpoint, "events", cfg->events_endpoint,
                 "classify", settings.classify_endpoint, "route", settings.route_endpoint, NULL);
-    return pl_sock_start(in->router, on_router, in, err);
+    int rc = pl_sock_start(in->router, on_router, in, err);
+    if (rc == 0)
+        start_warmup(in, loop);
+    return rc;
 }
 
 static void on_drained(void *arg)
@@ -245,6 +376,7 @@ static void intake_stop(pl_daemon_t *d, void *arg)
 {
     intake_t *in = arg;
     (void)d;
+    end_warmup(in);
     if (in->router)
         pl_sock_pause(in->router);
     char busy[24];
@@ -265,6 +397,8 @@ int main(int argc, char **argv)
         .start = intake_start,
         .stop = intake_stop,
         .arg = &intake,
+        .metrics_addr_default = "0.0.0.0:9101",
+        .healthy = intake_healthy,
     };
     return pl_daemon_run(&def, argc, argv);
 }

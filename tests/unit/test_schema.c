@@ -127,9 +127,9 @@ static void test_table_matches_deploy_sql(void **state)
               de->d_name);
         if (!m)
             continue;
-        char path[1200];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        char *path = pl_sprintf("%s/%s", dir, de->d_name);
         char *text = read_whole(path);
+        pl_free(path);
         CHECK(text && strcmp(text, m->sql) == 0, "%s: compiled SQL differs from the file\n",
               de->d_name);
         pl_free(text);
