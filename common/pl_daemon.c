@@ -204,8 +204,10 @@ void pl_daemon_stopped(pl_daemon_t *d)
         return;
     d->stopped = true;
     pl_http_server_close(&d->http);
-    uv_close((uv_handle_t *)&d->sigterm, NULL);
-    uv_close((uv_handle_t *)&d->sigint, NULL);
+    /* Keep catching signals until the process ends: a second SIGTERM while
+     * the last handles close must not kill us with the default action. */
+    uv_unref((uv_handle_t *)&d->sigterm);
+    uv_unref((uv_handle_t *)&d->sigint);
 }
 
 /* ---- /metrics and /healthz ---- */
@@ -303,6 +305,8 @@ static int start_loop(pl_daemon_t *d)
     pl_log_info("started", "version", PLAINT_VERSION, "instance", d->instance, NULL);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&d->grace, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     pl_metrics_destroy(&d->metrics);
     zmq_ctx_term(d->zctx);
