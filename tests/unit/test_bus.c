@@ -29,16 +29,7 @@
 #include "pl_err.h"
 #include "pl_msg.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            print_error(__VA_ARGS__);                                                              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+#include "test_util.h"
 
 /* pl_bus.c keeps at most this many frames of one message (FRAMES_MAX). */
 #define FRAMES_CAP 64
@@ -59,13 +50,6 @@ typedef struct env {
     void *done_arg;
     uint64_t iterations; /* loop turns seen by check, for the spin test */
 } env_t;
-
-static int64_t scaled_ms(int64_t ms)
-{
-    const char *m = getenv("PLAINT_TEST_TIMEOUT_MULTIPLIER");
-    double f = m ? atof(m) : 1.0;
-    return (int64_t)(ms * (f >= 1.0 ? f : 1.0));
-}
 
 static void on_guard(uv_timer_t *t)
 {

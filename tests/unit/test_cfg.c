@@ -24,14 +24,7 @@
 #include "pl_log.h"
 #include "pl_utf8.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            print_error(__VA_ARGS__);                                                              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "test_util.h"
 
 /* A literal with its length, NULs included. */
 #define BYTES(s) s, sizeof(s) - 1

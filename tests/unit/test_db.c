@@ -33,16 +33,7 @@
 #include "pl_log.h"
 #include "pl_time.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            print_error(__VA_ARGS__);                                                              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+#include "test_util.h"
 
 static const char *admin_url;  /* PLAINT_TEST_PG_URL, NULL: skip */
 static char scratch_name[64];  /* the database this run creates and drops */
@@ -54,13 +45,6 @@ static char *admin_conninfo;   /* the admin URL with a connect_timeout */
         if (!admin_url)                                                                            \
             skip();                                                                                \
     } while (0)
-
-static int64_t scaled_ms(int64_t ms)
-{
-    const char *m = getenv("PLAINT_TEST_TIMEOUT_MULTIPLIER");
-    double f = m ? atof(m) : 1.0;
-    return (int64_t)(ms * (f >= 1.0 ? f : 1.0));
-}
 
 /* ---- the scratch database ---- */
 

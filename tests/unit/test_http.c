@@ -40,24 +40,9 @@
 #include "pl_alloc.h"
 #include "pl_http.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            print_error(__VA_ARGS__);                                                              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "test_util.h"
 
-#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
 #define RESP_MAX 1024
-
-static int64_t scaled_ms(int64_t ms)
-{
-    const char *m = getenv("PLAINT_TEST_TIMEOUT_MULTIPLIER");
-    double f = m ? atof(m) : 1.0;
-    return (int64_t)(ms * (f >= 1.0 ? f : 1.0));
-}
 
 static void sleep_ms(int ms)
 {

@@ -19,14 +19,7 @@
 #include "pl_alloc.h"
 #include "pl_metrics.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            print_error(__VA_ARGS__);                                                              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "test_util.h"
 
 /* Renders m and compares with want, printing both on a mismatch. */
 static void check_render(const char *label, pl_metrics_t *m, const char *want)

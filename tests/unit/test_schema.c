@@ -29,16 +29,7 @@
 #include "pl_schema.h"
 #include "pl_time.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            print_error(__VA_ARGS__);                                                              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+#include "test_util.h"
 
 /* ---- the compiled table ---- */
 

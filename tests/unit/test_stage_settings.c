@@ -20,16 +20,7 @@
 #include "pl_err.h"
 #include "pl_stage.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            print_error(__VA_ARGS__);                                                              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+#include "test_util.h"
 
 /* The documented settings, in table order. */
 static const struct {

@@ -16,14 +16,7 @@
 #include "pl_time.h"
 #include "pl_utf8.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            print_error(__VA_ARGS__);                                                              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "test_util.h"
 
 #define TIME_HINT "Use RFC 3339 with a time zone, e.g. \"2026-11-25T03:52:00Z\"."
 #define DURATION_HINT "Use a number and a unit: ms, s, m, h, d, w, e.g. \"90s\" or \"24h\"."

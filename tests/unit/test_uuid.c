@@ -16,14 +16,7 @@
 #include "pl_time.h"
 #include "pl_uuid.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            print_error(__VA_ARGS__);                                                              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "test_util.h"
 
 static bool lower_hex_form(const char *u)
 {
