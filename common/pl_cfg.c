@@ -458,6 +458,7 @@ static setter_t setter_for(pl_cfg_kind_t kind)
     case PL_CFG_STRING: return set_string;
     case PL_CFG_ENDPOINT: return set_endpoint;
     case PL_CFG_HTTPADDR: return set_httpaddr;
+    case PL_CFG_HTTPADDR_OR_OFF: return set_httpaddr;
     case PL_CFG_DURATION: return set_duration;
     case PL_CFG_INT: return set_int;
     case PL_CFG_LOGLEVEL: return set_loglevel;
@@ -498,14 +499,17 @@ static void report_unset(pl_errlist_t *errs, const pl_cfg_setting_t *s)
 static bool is_text_kind(pl_cfg_kind_t kind)
 {
     return kind == PL_CFG_STRING || kind == PL_CFG_ENDPOINT || kind == PL_CFG_HTTPADDR ||
+           kind == PL_CFG_HTTPADDR_OR_OFF ||
            kind == PL_CFG_DIR;
 }
 
-/* An empty value is allowed only where the default is "" (PLAINT_METRICS_ADDR:
- * "" = off); anywhere else it is more likely a mistake than a choice. */
+/* An empty value is allowed only where the default is "" or the kind says
+ * "" means off (PLAINT_METRICS_ADDR); anywhere else it is more likely a
+ * mistake than a choice. */
 static bool set_empty(const pl_cfg_setting_t *s, problem_t *pr)
 {
-    if (s->defval && !*s->defval && is_text_kind(s->kind))
+    bool off_allowed = s->kind == PL_CFG_HTTPADDR_OR_OFF;
+    if (is_text_kind(s->kind) && (off_allowed || (s->defval && !*s->defval)))
         return set_string(s, "", pr);
     if (s->defval && *s->defval)
         snprintf(pr->hint, sizeof pr->hint, "Unset %s to use the default, \"%s\".", s->name,

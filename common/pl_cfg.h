@@ -21,6 +21,7 @@ typedef enum {
     PL_CFG_STRING,   /* const char **target; any text (may be empty if default is "") */
     PL_CFG_ENDPOINT, /* const char **target; ZeroMQ endpoint(s): tcp://HOST:PORT, ipc://PATH, inproc://NAME; comma-separated list allowed when min == 1 */
     PL_CFG_HTTPADDR, /* const char **target; HOST:PORT */
+    PL_CFG_HTTPADDR_OR_OFF, /* like HTTPADDR; set to "" it stores "" (off) whatever the default */
     PL_CFG_DURATION, /* int64_t *target, in ms; min/max bound it */
     PL_CFG_INT,      /* int64_t *target; min/max bound it */
     PL_CFG_LOGLEVEL, /* int *target (pl_log_level_t) */

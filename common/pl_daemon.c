@@ -75,32 +75,8 @@ static const pl_cfg_setting_t common_settings[] = {
 static pl_cfg_setting_t metrics_setting(const pl_daemon_def_t *def)
 {
     const char *defval = def->metrics_addr_default ? def->metrics_addr_default : "";
-    return (pl_cfg_setting_t){"PLAINT_METRICS_ADDR", defval, PL_CFG_HTTPADDR,
+    return (pl_cfg_setting_t){"PLAINT_METRICS_ADDR", defval, PL_CFG_HTTPADDR_OR_OFF,
                               &common_cfg.metrics_addr, 0, 0, METRICS_HELP};
-}
-
-/* An empty PLAINT_METRICS_ADDR turns the listener off, also for a daemon
- * whose default is an address. pl_cfg takes an empty value only for a
- * setting whose default is "", so the variable is read first as such a
- * setting; when that leaves it empty (unset, or set to ""), it is read
- * again with the daemon's default, which an unset variable takes and an
- * empty one refuses (leaving "": off). The refusal is not a problem to
- * report, so it goes to a scratch list. */
-static int load_metrics_addr(const pl_daemon_def_t *def, pl_errlist_t *errs)
-{
-    pl_cfg_setting_t s = metrics_setting(def);
-    const char *defval = s.defval;
-    s.defval = "";
-    if (pl_cfg_load(&s, 1, errs) < 0)
-        return PL_ECONFIG;
-    if (*common_cfg.metrics_addr || !*defval)
-        return 0;
-    s.defval = defval;
-    pl_errlist_t scratch = PL_ERRLIST_INIT;
-    /* Fails only for an empty variable: the default is a constant address. */
-    (void)pl_cfg_load(&s, 1, &scratch);
-    pl_errlist_reset(&scratch);
-    return 0;
 }
 
 static void print_help(const pl_daemon_def_t *def, const char *binary)
@@ -147,7 +123,8 @@ static int load_settings(const pl_daemon_def_t *def, const char *binary)
 {
     pl_errlist_t errs = PL_ERRLIST_INIT;
     int rc = pl_cfg_load(common_settings, COMMON_COUNT, &errs);
-    if (load_metrics_addr(def, &errs) < 0)
+    pl_cfg_setting_t metrics = metrics_setting(def);
+    if (pl_cfg_load(&metrics, 1, &errs) < 0)
         rc = PL_ECONFIG;
     if (def->nsettings && pl_cfg_load(def->settings, def->nsettings, &errs) < 0)
         rc = PL_ECONFIG;
