@@ -17,6 +17,7 @@
 #include "pl_log.h"
 #include "pl_pgarray.h"
 #include "pl_time.h"
+#include "pl_uuid.h"
 
 #define EXPIRY_TICK_MS 100
 #define RETRIES_MAX 3
@@ -25,8 +26,8 @@ static const char SQL_SUBMIT_BATCH[] =
     "SELECT idx, case_id, case_no, duplicate, seq FROM plaint_submit_batch($1, $2, $3, $4, $5,"
     " $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
 
-/* The row fields in plaint_submit_batch's parameter order; JSON-valued ones
- * (object, array) are sent as their text. */
+/* The row fields in plaint_submit_batch's parameter order (case_id, first, is
+ * made here); JSON-valued ones (object, array) are sent as their text. */
 static const char *const columns[] = {
     "case_id", "source", "external_id", "message_id", "channel", "customer_id",
     "customer_name", "customer_phone", "customer_email", "customer_type", "lang", "subject",
@@ -263,11 +264,12 @@ static void send_batch(intake_batcher_t *b, slot_t *s)
     pl_pgarray_t *arrays[NCOLUMNS];
     for (int c = 0; c < NCOLUMNS; c++)
         arrays[c] = pl_pgarray_new();
+    char case_id[PL_UUID_STR];
     for (int i = 0; i < s->count; i++) {
-        cJSON *row = intake_submission_row(s->batch[i]->sub, i);
-        for (int c = 0; c < NCOLUMNS; c++)
-            add_field(arrays[c], cJSON_GetObjectItemCaseSensitive(row, columns[c]));
-        cJSON_Delete(row);
+        const intake_submission_t *sub = s->batch[i]->sub;
+        pl_pgarray_add_str(arrays[0], pl_uuid_v7(case_id));
+        for (int c = 1; c < NCOLUMNS; c++)
+            add_field(arrays[c], intake_submission_field(sub, columns[c]));
     }
     const char *params[NCOLUMNS + 1];
     int lengths[NCOLUMNS + 1], formats[NCOLUMNS + 1];

@@ -498,6 +498,11 @@ cJSON *intake_submission_row(const intake_submission_t *sub, int idx)
     return row;
 }
 
+const cJSON *intake_submission_field(const intake_submission_t *sub, const char *name)
+{
+    return cJSON_GetObjectItemCaseSensitive(sub->fields, name);
+}
+
 const char *intake_submission_external_id(const intake_submission_t *sub)
 {
     return pl_json_str(sub->fields, "external_id", NULL);

@@ -29,6 +29,9 @@ void intake_submission_destroy(intake_submission_t **sub_p);
  * "idx" set to idx and a fresh v7 "case_id". See deploy/sql/0001_cases_events.sql for
  * its fields. */
 cJSON *intake_submission_row(const intake_submission_t *sub, int idx);
+/* One field of the row without copying it (borrowed from sub; NULL when the
+ * row has no such field): the batcher's way in, as it sends fields, not rows. */
+const cJSON *intake_submission_field(const intake_submission_t *sub, const char *name);
 
 /* Borrowed; NULL when absent. */
 const char *intake_submission_external_id(const intake_submission_t *sub);
