@@ -108,10 +108,8 @@ static int each_endpoint(pl_sock_t *sock, const char *endpoints, attach_fn fn, b
     char *list = pl_strdup(endpoints), *save = NULL;
     int rc = 0;
     for (char *ep = strtok_r(list, ", ", &save); ep; ep = strtok_r(NULL, ", ", &save)) {
-        char *target = ep;
-        char *local = NULL;
-        if (connecting && !strncmp(ep, "tcp://*:", 8))
-            target = local = pl_sprintf("tcp://127.0.0.1:%s", ep + 8);
+        char local[512];
+        const char *target = connecting ? pl_bus_connect_address(ep, local, sizeof local) : ep;
         if (fn(sock->zsock, target) != 0) {
             rc = pl_err_set(err, PL_EIO, "", "cannot %s %s: %s", connecting ? "connect to" : "bind",
                             target, zmq_strerror(errno));
@@ -119,7 +117,6 @@ static int each_endpoint(pl_sock_t *sock, const char *endpoints, attach_fn fn, b
                                         : "Is another process using this address? Change the "
                                           "setting or stop that process.");
         }
-        pl_free(local);
         if (rc < 0)
             break;
     }
@@ -255,6 +252,15 @@ int pl_sock_send(pl_sock_t *sock, const pl_frame_t *frames, size_t n)
     if (!sock->in_drain)
         recheck_soon(sock);
     return 0;
+}
+
+char *pl_bus_connect_address(const char *endpoint, char *buf, size_t size)
+{
+    if (!strncmp(endpoint, "tcp://*:", 8))
+        snprintf(buf, size, "tcp://127.0.0.1:%s", endpoint + 8);
+    else
+        snprintf(buf, size, "%s", endpoint);
+    return buf;
 }
 
 void *pl_sock_raw(pl_sock_t *sock)

@@ -53,4 +53,9 @@ int pl_sock_send(pl_sock_t *sock, const pl_frame_t *frames, size_t n);
 
 void *pl_sock_raw(pl_sock_t *sock);
 
+/* The address to connect to for one endpoint setting: a "*" host (what a
+ * binding side is configured with) becomes 127.0.0.1. Writes into buf and
+ * returns it. For tools that use plain ZeroMQ sockets. */
+char *pl_bus_connect_address(const char *endpoint, char *buf, size_t size);
+
 #endif

@@ -13,6 +13,7 @@
 
 #include "ctl.h"
 #include "pl_alloc.h"
+#include "pl_bus.h"
 
 static const char SQL_REPLAY[] =
     "SELECT e.seq, plaint_event_envelope(e) FROM events e"
@@ -64,9 +65,7 @@ static void *subscribe(void *ctx, const char *prefix)
     zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     zmq_setsockopt(sub, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
     char endpoint[512];
-    snprintf(endpoint, sizeof endpoint, "%s", ctl_cfg.events_endpoint);
-    if (!strncmp(endpoint, "tcp://*:", 8))
-        snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%s", ctl_cfg.events_endpoint + 8);
+    pl_bus_connect_address(ctl_cfg.events_endpoint, endpoint, sizeof endpoint);
     if (zmq_connect(sub, endpoint) != 0) {
         ctl_fail("cannot connect to the event stream", "Check PLAINT_EVENTS_ENDPOINT.");
         zmq_close(sub);

@@ -9,6 +9,7 @@
 
 #include "ctl.h"
 #include "pl_alloc.h"
+#include "pl_bus.h"
 #include "pl_json.h"
 #include "pl_msg.h"
 
@@ -37,10 +38,8 @@ static int exchange(const char *text, char *reply, size_t reply_size, int *reply
     zmq_setsockopt(req, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     zmq_setsockopt(req, ZMQ_LINGER, &linger, sizeof linger);
     char endpoint[512];
-    snprintf(endpoint, sizeof endpoint, "%s", ctl_cfg.submit_endpoint);
-    if (!strncmp(endpoint, "tcp://*:", 8))
-        snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%s", ctl_cfg.submit_endpoint + 8);
-    int rc = zmq_connect(req, endpoint);
+    int rc = zmq_connect(req, pl_bus_connect_address(ctl_cfg.submit_endpoint, endpoint,
+                                                     sizeof endpoint));
     if (rc == 0)
         rc = zmq_send(req, text, strlen(text), 0) < 0 ? -1 : 0;
     if (rc == 0)

@@ -18,6 +18,7 @@
 
 #include "bench_text.h"
 #include "pl_alloc.h"
+#include "pl_bus.h"
 #include "pl_db.h"
 #include "pl_json.h"
 #include "pl_msg.h"
@@ -251,13 +252,7 @@ static const char *submit_endpoint(void)
 {
     const char *ep = getenv("PLAINT_SUBMIT_ENDPOINT");
     static char buf[256];
-    if (!ep || !*ep)
-        ep = "tcp://*:7101";
-    if (!strncmp(ep, "tcp://*:", 8)) {
-        snprintf(buf, sizeof buf, "tcp://127.0.0.1:%s", ep + 8);
-        return buf;
-    }
-    return ep;
+    return pl_bus_connect_address(ep && *ep ? ep : "tcp://*:7101", buf, sizeof buf);
 }
 
 static void usage(void)
