@@ -32,7 +32,7 @@ struct pl_daemon {
     pl_common_cfg_t cfg;
     uv_loop_t loop;
     void *zctx;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_timer_t grace;
     bool stopping;
     bool stopped;
@@ -175,6 +175,23 @@ static void on_signal(uv_signal_t *sig, int signum)
         pl_daemon_stopped(d);
 }
 
+/* SIGHUP: the daemon rereads what it can (its model, its config files);
+ * without a reload hook the signal is logged and ignored rather than killing
+ * the process with the default action. */
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    pl_daemon_t *d = sig->data;
+    if (d->stopping)
+        return;
+    if (!d->def->reload) {
+        pl_log_info("SIGHUP ignored: this daemon has nothing to reload", NULL);
+        return;
+    }
+    pl_log_info("reloading", "signal", "SIGHUP", NULL);
+    d->def->reload(d, d->def->arg);
+}
+
 void pl_daemon_stopped(pl_daemon_t *d)
 {
     if (d->stopped)
@@ -185,6 +202,7 @@ void pl_daemon_stopped(pl_daemon_t *d)
      * the last handles close must not kill us with the default action. */
     uv_unref((uv_handle_t *)&d->sigterm);
     uv_unref((uv_handle_t *)&d->sigint);
+    uv_unref((uv_handle_t *)&d->sighup);
 }
 
 /* ---- /metrics and /healthz ---- */
@@ -268,10 +286,12 @@ static int start_loop(pl_daemon_t *d)
     signal(SIGPIPE, SIG_IGN);
     uv_signal_init(&d->loop, &d->sigterm);
     uv_signal_init(&d->loop, &d->sigint);
+    uv_signal_init(&d->loop, &d->sighup);
     uv_timer_init(&d->loop, &d->grace);
-    d->sigterm.data = d->sigint.data = d->grace.data = d;
+    d->sigterm.data = d->sigint.data = d->sighup.data = d->grace.data = d;
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     uv_signal_start(&d->sigint, on_signal, SIGINT);
+    uv_signal_start(&d->sighup, on_sighup, SIGHUP);
     pl_err_t err;
     pl_err_clear(&err);
     int rc = start_http(d, &err);
@@ -284,6 +304,7 @@ static int start_loop(pl_daemon_t *d)
     uv_close((uv_handle_t *)&d->grace, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     pl_metrics_destroy(&d->metrics);
     zmq_ctx_term(d->zctx);

@@ -66,6 +66,10 @@ typedef struct pl_daemon_def {
      * (e.g. its database connections are up). It may call
      * pl_daemon_set_health_reason() to say why not. NULL = always healthy. */
     bool (*healthy)(pl_daemon_t *d, void *arg);
+    /* On SIGHUP, on the loop: reread the model or config files. A daemon
+     * keeps what it had when the new version is bad (and logs why). NULL =
+     * SIGHUP is logged and ignored. */
+    void (*reload)(pl_daemon_t *d, void *arg);
 } pl_daemon_def_t;
 
 /* Returns the process exit status. */

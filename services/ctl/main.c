@@ -1,5 +1,6 @@
 /*
- * plaintctl: the operator's tool (migrate, submit, events, case).
+ * plaintctl: the operator's tool (migrate, submit, events, case, parked,
+ * unpark, and train / eval for the classifier's model).
  *
  * A tool, not a daemon: it may block. Trusts its operator's arguments only as
  * far as checking them; owns nothing beyond one command's run.
@@ -27,24 +28,37 @@ static const pl_cfg_setting_t settings[] = {
     {"PLAINT_DB_WAIT", "10s", PL_CFG_DURATION, &ctl_cfg.db_wait_ms, 0, 86400000,
      "how long to wait for the database"},
     {"PLAINT_LOG_LEVEL", "warn", PL_CFG_LOGLEVEL, &ctl_cfg.log_level, 0, 0, "log level"},
+    /* A string, not a DIR: only train reads it, and only without --categories. */
+    {"PLAINT_CONFIG_DIR", "deploy/config", PL_CFG_STRING, &ctl_cfg.config_dir, 0, 0,
+     "folder of the JSON config files (train reads categories.json there)"},
 };
 
 typedef struct command {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *usage;
+    const char *details; /* more for COMMAND --help, or NULL */
 } command_t;
 
 static const command_t commands[] = {
-    {"migrate", ctl_migrate, "migrate                 bring the database schema up to date"},
+    {"migrate", ctl_migrate, "migrate                 bring the database schema up to date", NULL},
     {"submit", ctl_submit,
-     "submit [FILE|-]         submit a complaint (envelope or bare data object) and print the reply"},
+     "submit [FILE|-]         submit a complaint (envelope or bare data object) and print the reply", NULL},
     {"events", ctl_events,
      "events [--after SEQ] [--follow] [--prefix P]\n"
-     "                        print the event stream live, or replay it after SEQ"},
-    {"case", ctl_case, "case ID|CASE_NO         show one case and its timeline"},
-    {"parked", ctl_parked, "parked                  list cases a stage parked, with the reason"},
-    {"unpark", ctl_unpark, "unpark ID|CASE_NO       put a parked case back in its stage's queue"},
+     "                        print the event stream live, or replay it after SEQ", NULL},
+    {"case", ctl_case, "case ID|CASE_NO         show one case and its timeline", NULL},
+    {"parked", ctl_parked, "parked                  list cases a stage parked, with the reason", NULL},
+    {"unpark", ctl_unpark, "unpark ID|CASE_NO       put a parked case back in its stage's queue", NULL},
+    {"train", ctl_train,
+     "train [--categories FILE] [--bits N] [--epochs N] [--seed N] [--skip-bad]\n"
+     "      --out MODEL FILE.jsonl...\n"
+     "                        train the classifier's model from labelled JSON Lines",
+     CTL_TRAIN_DETAILS},
+    {"eval", ctl_eval,
+     "eval --model MODEL [--json] [--time S] FILE.jsonl...\n"
+     "                        measure a model on labelled JSON Lines",
+     CTL_EVAL_DETAILS},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -126,6 +140,8 @@ int main(int argc, char **argv)
             continue;
         if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
             printf("Usage: plaintctl %s\n", commands[i].usage);
+            if (commands[i].details)
+                printf("\n%s", commands[i].details);
             return CTL_EXIT_OK;
         }
         if (load_settings() < 0)
