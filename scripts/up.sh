@@ -108,6 +108,18 @@ EOF
 if [ -x "$bin/plaint-desk" ]; then
     echo "  dashboard    http://127.0.0.1:8080/"
 fi
+# Each daemon's own GET /metrics and /healthz (PLAINT_METRICS_ADDR defaults).
+for name in "${running[@]}"; do
+    case "$name" in
+        plaint-intake) port=9101 ;;
+        plaint-classifier) port=9102 ;;
+        plaint-routing) port=9103 ;;
+        plaint-sla-watchdog) port=9104 ;;
+        plaint-notification) port=9105 ;;
+        *) continue ;;
+    esac
+    printf '  metrics      http://127.0.0.1:%s/metrics  /healthz   (%s)\n' "$port" "$name"
+done
 cat <<EOF
 
   submit a complaint:  build/bin/plaintctl submit FILE.json   (e.g. proto/examples/complaint.submit.valid.1.json)

@@ -1364,7 +1364,8 @@ static void link_states(clf_rules_t *r)
 /* Returns false when the terms need more than STATES_MAX states. */
 static bool build_automaton(clf_rules_t *r, raw_term_t *raw, size_t nraw)
 {
-    qsort(raw, nraw, sizeof *raw, raw_cmp);
+    if (nraw > 1) /* qsort's base must not be NULL, even for 0 elements */
+        qsort(raw, nraw, sizeof *raw, raw_cmp);
     r->terms = pl_calloc(nraw ? nraw : 1, sizeof *r->terms);
     r->uses = pl_malloc((nraw ? nraw : 1) * sizeof *r->uses);
     const raw_term_t **first = pl_malloc((nraw ? nraw : 1) * sizeof *first);

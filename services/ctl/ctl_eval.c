@@ -8,6 +8,10 @@
  * model can never get it right) and gets its own row in the matrix. Macro-F1
  * averages over the classes that occur as truth or as prediction, as
  * scikit-learn's f1_score(average="macro") does, so the figures compare.
+ * With --rules, the domain rules (clf_rules) run over every text too, and the
+ * priority the daemon would decide (clf_rules_priority: the model's priority
+ * lifted by the rules' raises and floors) is measured as one more table, with
+ * what the rules alone flag P1.
  * Trusts nothing in the files (bad lines are reported as train does); owns
  * the texts it read and the model it loaded.
  */
@@ -18,6 +22,7 @@
 #include <time.h>
 
 #include "clf_model.h"
+#include "clf_rules.h"
 #include "ctl.h"
 #include "pl_alloc.h"
 #include "pl_json.h"
@@ -40,6 +45,11 @@ const char CTL_EVAL_DETAILS[] =
     "  --skip-bad      skip bad lines (counted) instead of stopping\n"
     "  --time S        time prediction over at least S seconds, repeating the set\n"
     "                  (default 1; 0 = the one pass that makes the figures)\n"
+    "  --rules DIR     also run the domain rules of DIR/classifier.json (e.g.\n"
+    "                  deploy/config) and measure the final priority, the model's\n"
+    "                  combined with the rules' floors and raises as plaint-classifier\n"
+    "                  decides it (no repeat lookup; customer type individual), and\n"
+    "                  P1 by the rules alone; then the rules' documents per second\n"
     "\n"
     "Exit status: 0 done; 64 bad usage; 65 bad lines; 1 the model or a file could\n"
     "not be read.\n";
@@ -49,6 +59,8 @@ typedef struct item {
     size_t len;
     int truth[CLF_NHEADS]; /* -1 unlabelled; < nlabels a model label; else unknown */
     int pred[CLF_NHEADS];  /* model label index, -1 when the head is absent */
+    int final_pri;         /* with --rules: 1..3, the decided P1..P3 */
+    int rules_floor;       /* with --rules: 1..3, the rules' floor alone */
 } item_t;
 
 typedef struct unknown_set {
@@ -64,6 +76,8 @@ typedef struct eval {
     unknown_set_t unknown[CLF_NHEADS];
     double time_min_s;
     double docs_per_s;
+    const clf_rules_t *rules; /* NULL without --rules */
+    double rules_docs_per_s;
 } eval_t;
 
 /* ---- reading ---- */
@@ -155,6 +169,43 @@ static int guess_index(const clf_model_t *m, int head, const char *label)
     return -1;
 }
 
+/* 1..3 for "P1".."P3", else 0. */
+static int priority_level(const char *label)
+{
+    return label && label[0] == 'P' && label[1] >= '1' && label[1] <= '3' && !label[2]
+               ? label[1] - '0'
+               : 0;
+}
+
+/* Runs the rules over every item and decides its priority from the model's
+ * guess (as clf_case does), then times the rules alone like the model. */
+static void decide_all(eval_t *e)
+{
+    const char *const *labels;
+    size_t k = clf_model_labels(e->m, CLF_HEAD_PRIORITY, &labels);
+    clf_verdict_t v;
+    for (size_t i = 0; i < e->n; i++) {
+        item_t *it = &e->items[i];
+        clf_rules_input_t in = {it->text, it->len, NULL, NULL};
+        clf_rules_apply(e->rules, &in, &v);
+        int p = it->pred[CLF_HEAD_PRIORITY];
+        const char *model = k && p >= 0 ? labels[p] : NULL;
+        it->final_pri = priority_level(clf_rules_priority(model, &v, 0));
+        it->rules_floor = v.floor;
+    }
+    double t0 = now_s(), t = t0;
+    size_t done = 0;
+    do {
+        for (size_t i = 0; i < e->n; i++) {
+            clf_rules_input_t in = {e->items[i].text, e->items[i].len, NULL, NULL};
+            clf_rules_apply(e->rules, &in, &v);
+        }
+        done += e->n;
+        t = now_s();
+    } while (e->n && t - t0 < e->time_min_s);
+    e->rules_docs_per_s = t > t0 ? (double)done / (t - t0) : 0.0;
+}
+
 /* Predicts every item, then again until time_min_s has passed, for the rate. */
 static void predict_all(eval_t *e)
 {
@@ -175,6 +226,8 @@ static void predict_all(eval_t *e)
         t = now_s();
     }
     e->docs_per_s = t > t0 ? (double)done / (t - t0) : 0.0;
+    if (e->rules)
+        decide_all(e);
 }
 
 /* ---- metrics ---- */
