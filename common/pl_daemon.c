@@ -232,6 +232,12 @@ static void on_healthz(pl_http_req_t *req, void *arg)
     pl_http_respond_json(req, ok ? 200 : 503, &body);
 }
 
+int pl_daemon_serve_status(pl_daemon_t *d, pl_http_server_t *server)
+{
+    int rc = pl_http_route(server, "GET", "/metrics", PL_HTTP_EXACT, on_metrics, d);
+    return rc < 0 ? rc : pl_http_route(server, "GET", "/healthz", PL_HTTP_EXACT, on_healthz, d);
+}
+
 static void add_process_metrics(pl_daemon_t *d)
 {
     pl_metric_set(pl_metrics_gauge(d->metrics, "plaint_up", "1 while the daemon runs", NULL), 1);

@@ -90,6 +90,9 @@ pl_metrics_t *pl_daemon_metrics(pl_daemon_t *d);
 /* The server on PLAINT_METRICS_ADDR (borrowed; NULL when that is empty or
  * once stopped), for a daemon's own routes. */
 pl_http_server_t *pl_daemon_http(pl_daemon_t *d);
+/* Routes GET /metrics and /healthz on another server of the daemon's (the
+ * desk serves them on its API port). Returns 0 or PL_ECONFLICT/PL_EINVAL. */
+int pl_daemon_serve_status(pl_daemon_t *d, pl_http_server_t *server);
 /* Called by a healthy callback that returns false: reason (copied) goes in
  * the 503 body. */
 void pl_daemon_set_health_reason(pl_daemon_t *d, const char *reason);

@@ -1,0 +1,555 @@
+/*
+ * desk_api: the HTTP API's handlers (see desk_api.h).
+ *
+ * Trusts nothing in a request: path segments, query parameters and bodies
+ * are checked before they reach SQL, and reach it only as parameters. Answers
+ * built by PostgreSQL (case views, pages of events) are sent as PostgreSQL
+ * wrote them.
+ */
+#include "desk_api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "desk_action.h"
+#include "pl_alloc.h"
+#include "pl_json.h"
+#include "pl_log.h"
+#include "pl_time.h"
+#include "pl_uuid.h"
+#include "pl_workflow.h"
+
+#define LIST_LIMIT_DEFAULT 50
+#define LIST_LIMIT_MAX 500
+#define EVENTS_LIMIT_DEFAULT 100
+#define EVENTS_LIMIT_MAX 1000
+#define CASE_KEY_MAX 64
+#define FILTER_MAX 256
+
+static const char SQL_CASE_BY_ID[] =
+    "SELECT plaint_case_view(c) FROM cases c WHERE c.case_id = $1::uuid";
+static const char SQL_CASE_BY_NO[] = "SELECT plaint_case_view(c) FROM cases c WHERE c.case_no = $1";
+static const char SQL_STATE_BY_ID[] =
+    "SELECT c.case_id, c.case_no, c.state, c.assignee, c.department, c.reopen_count"
+    " FROM cases c WHERE c.case_id = $1::uuid";
+static const char SQL_STATE_BY_NO[] =
+    "SELECT c.case_id, c.case_no, c.state, c.assignee, c.department, c.reopen_count"
+    " FROM cases c WHERE c.case_no = $1";
+static const char SQL_ACT[] = "SELECT done, state, case_no"
+                              " FROM plaint_case_act($1::uuid, $2, $3, $4::jsonb, $5::jsonb, $6)";
+/* Filters are comma-separated lists ("P1,P2"); NULL = any. */
+static const char SQL_CASES[] =
+    "SELECT '[' || coalesce(string_agg(x.j::text, ',' ORDER BY x.case_id), '') || ']',"
+    "       (array_agg(x.case_id ORDER BY x.case_id DESC))[1]::text, count(*)"
+    " FROM (SELECT c.case_id, plaint_case_summary(c) AS j FROM cases c"
+    "       WHERE ($1::text IS NULL OR c.state = ANY (string_to_array($1, ',')))"
+    "         AND ($2::text IS NULL OR c.department = ANY (string_to_array($2, ','))"
+    "              OR c.departments && string_to_array($2, ','))"
+    "         AND ($3::text IS NULL OR c.priority = ANY (string_to_array($3, ',')))"
+    "         AND ($4::text IS NULL OR c.category = ANY (string_to_array($4, ',')))"
+    "         AND ($5::boolean IS NULL OR coalesce(plaint_case_overdue(c), false) = $5)"
+    "         AND ($6::uuid IS NULL OR c.case_id > $6::uuid)"
+    "         AND ($8::text IS NULL OR c.channel = ANY (string_to_array($8, ',')))"
+    "         AND ($9::text IS NULL OR c.assignee = $9)"
+    "       ORDER BY c.case_id LIMIT $7::int) x";
+static const char SQL_EVENTS[] = "SELECT body, last_seq FROM plaint_events_page($1::bigint, $2::int)";
+
+static const pl_db_stmt_t statements[] = {
+    {"case_by_id", SQL_CASE_BY_ID}, {"case_by_no", SQL_CASE_BY_NO},
+    {"state_by_id", SQL_STATE_BY_ID}, {"state_by_no", SQL_STATE_BY_NO},
+    {"act", SQL_ACT},               {"cases", SQL_CASES},
+    {"events", SQL_EVENTS},
+};
+
+const pl_db_stmt_t *desk_api_statements(size_t *n)
+{
+    *n = sizeof statements / sizeof statements[0];
+    return statements;
+}
+
+typedef enum {
+    R_SUBMIT,
+    R_CASE,
+    R_CASES,
+    R_ACTION,
+    R_EVENTS,
+    R_COUNT
+} route_t;
+
+static const char *const ROUTE_NAMES[R_COUNT] = {"submit", "case", "cases", "action", "events"};
+static const char *const CLASSES[3] = {"2xx", "4xx", "5xx"};
+
+struct desk_api {
+    desk_api_opts_t opts;
+    pl_metric_t *requests[R_COUNT][3];
+    pl_metric_t *seconds[R_COUNT];
+    pl_metric_t *actions_done, *conflicts;
+};
+
+/* One request between its handler and its answer. */
+typedef struct call {
+    desk_api_t *api;
+    pl_http_req_t *req;
+    route_t route;
+    uint64_t t0;
+    desk_action_t *action;
+    char case_key[CASE_KEY_MAX + 1];
+    char state[32];
+    char next[32];
+    long limit; /* of a list */
+} call_t;
+
+static call_t *call_new(desk_api_t *api, pl_http_req_t *req, route_t route)
+{
+    call_t *c = pl_calloc(1, sizeof *c);
+    c->api = api;
+    c->req = req;
+    c->route = route;
+    c->t0 = uv_hrtime();
+    return c;
+}
+
+static void call_count(call_t *c, int status)
+{
+    int cls = status >= 500 ? 2 : status >= 400 ? 1 : 0;
+    pl_metric_inc(c->api->requests[c->route][cls]);
+    pl_metric_observe(c->api->seconds[c->route], (double)(uv_hrtime() - c->t0) / 1e9);
+}
+
+static void call_free(call_t *c)
+{
+    desk_action_destroy(&c->action);
+    pl_free(c);
+}
+
+static void answer_text(call_t *c, int status, const char *json)
+{
+    call_count(c, status);
+    pl_http_respond(c->req, status, "application/json", json, strlen(json));
+    call_free(c);
+}
+
+static void answer_json(call_t *c, int status, cJSON **json_p)
+{
+    call_count(c, status);
+    pl_http_respond_json(c->req, status, json_p);
+    call_free(c);
+}
+
+static void answer_error(call_t *c, int status, const char *code, const char *message,
+                         const pl_errlist_t *errs)
+{
+    call_count(c, status);
+    pl_http_respond_error(c->req, status, code, message, errs);
+    call_free(c);
+}
+
+static void answer_db_error(call_t *c, const pl_err_t *err)
+{
+    if (err && err->code == PL_EINVAL) {
+        pl_log_warn("the database refused a request", "route", ROUTE_NAMES[c->route], "error",
+                    err->message, NULL);
+        answer_error(c, 400, "invalid", "the database refused the request's values", NULL);
+        return;
+    }
+    answer_error(c, 503, "unavailable",
+                 "the database is unavailable; nothing was changed: try again", NULL);
+}
+
+static void answer_unavailable(call_t *c)
+{
+    answer_db_error(c, NULL);
+}
+
+/* ---- the case key: a UUID or a case number ---- */
+
+static bool case_no_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > CASE_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* Copies the first path segment of rest into key; false when it is not a
+ * plausible id (the answer is then 404: no such case). */
+static bool read_key(const char *rest, char *key, size_t size, const char **after)
+{
+    const char *slash = strchr(rest, '/');
+    size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (n == 0 || n >= size)
+        return false;
+    memcpy(key, rest, n);
+    key[n] = '\0';
+    *after = slash ? slash : "";
+    return pl_uuid_valid(key) || case_no_ok(key);
+}
+
+static const char *by(const char *key, const char *by_id, const char *by_no)
+{
+    return pl_uuid_valid(key) ? by_id : by_no;
+}
+
+/* ---- GET /v1/cases/{id} ---- */
+
+static void on_case(PGresult *res, const pl_err_t *err, void *arg)
+{
+    call_t *c = arg;
+    if (err) {
+        answer_db_error(c, err);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        answer_error(c, 404, "not_found", "no case has this case_id or case_no", NULL);
+        return;
+    }
+    answer_text(c, 200, PQgetvalue(res, 0, 0));
+}
+
+static void get_case(call_t *c, const char *key)
+{
+    const char *params[] = {key};
+    if (desk_db_exec(c->api->opts.db, by(key, "case_by_id", "case_by_no"), 1, params, on_case, c) <
+        0)
+        answer_unavailable(c);
+}
+
+/* ---- POST /v1/cases/{id}/actions ---- */
+
+static void answer_conflict(call_t *c, const char *state)
+{
+    const pl_wf_action_t *def = desk_action_def(c->action);
+    const char *allowed[16];
+    size_t n = pl_wf_allowed(state, allowed, 16);
+    cJSON *list = pl_json_must(cJSON_CreateArray());
+    char names[256] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n && i < 16; i++) {
+        cJSON_AddItemToArray(list, pl_json_must(cJSON_CreateString(allowed[i])));
+        used += (size_t)snprintf(names + used, used < sizeof names ? sizeof names - used : 0,
+                                 "%s%s", i ? ", " : "", allowed[i]);
+    }
+    char message[512];
+    snprintf(message, sizeof message,
+             "action \"%s\" is not allowed in state \"%s\"; allowed there: %s", def->name, state,
+             n ? names : "none");
+    cJSON *inner = pl_json_must(cJSON_CreateObject());
+    pl_json_add_str(inner, "code", "conflict");
+    pl_json_add_str(inner, "message", message);
+    pl_json_add_str(inner, "state", state);
+    pl_json_add_str(inner, "action", def->name);
+    pl_json_add(inner, "allowed", list);
+    pl_json_add(inner, "errors", pl_json_must(cJSON_CreateArray()));
+    cJSON *body = pl_json_must(cJSON_CreateObject());
+    pl_json_add(body, "error", inner);
+    pl_metric_inc(c->api->conflicts);
+    answer_json(c, 409, &body);
+}
+
+static void on_acted(PGresult *res, const pl_err_t *err, void *arg)
+{
+    call_t *c = arg;
+    if (err) {
+        answer_db_error(c, err);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        answer_error(c, 404, "not_found", "no case has this case_id or case_no", NULL);
+        return;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "t")) { /* someone else changed the state first */
+        answer_conflict(c, PQgetvalue(res, 0, 1));
+        return;
+    }
+    pl_metric_inc(c->api->actions_done);
+    cJSON *body = pl_json_must(cJSON_CreateObject());
+    pl_json_add_str(body, "case_id", c->case_key);
+    pl_json_add_str(body, "case_no", PQgetvalue(res, 0, 2));
+    pl_json_add_str(body, "action", desk_action_def(c->action)->name);
+    pl_json_add_str(body, "previous_state", c->state);
+    pl_json_add_str(body, "state", c->next);
+    pl_json_add_str(body, "actor", desk_action_actor(c->action));
+    pl_log_info("case action", "case_id", c->case_key, "action", desk_action_def(c->action)->name,
+                "state", c->next, "actor", desk_action_actor(c->action), NULL);
+    answer_json(c, 200, &body);
+}
+
+static void on_state(PGresult *res, const pl_err_t *err, void *arg)
+{
+    call_t *c = arg;
+    if (err) {
+        answer_db_error(c, err);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        answer_error(c, 404, "not_found", "no case has this case_id or case_no", NULL);
+        return;
+    }
+    snprintf(c->case_key, sizeof c->case_key, "%s", PQgetvalue(res, 0, 0));
+    snprintf(c->state, sizeof c->state, "%s", PQgetvalue(res, 0, 2));
+    const char *next = desk_action_next(c->action, c->state);
+    if (!next) {
+        answer_conflict(c, c->state);
+        return;
+    }
+    snprintf(c->next, sizeof c->next, "%s", next);
+    const char *assignee = PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3);
+    const char *dept = PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4);
+    int reopens = atoi(PQgetvalue(res, 0, 5));
+    cJSON *patch = desk_action_patch(c->action);
+    cJSON *events = desk_action_events(c->action, assignee, dept, reopens);
+    char *patch_text = pl_json_print(patch);
+    char *events_text = pl_json_print(events);
+    cJSON_Delete(patch);
+    cJSON_Delete(events);
+    const char *params[] = {c->case_key, c->state, c->next, patch_text, events_text,
+                            c->api->opts.source};
+    int rc = desk_db_exec(c->api->opts.db, "act", 6, params, on_acted, c);
+    pl_free(patch_text);
+    pl_free(events_text);
+    if (rc < 0)
+        answer_unavailable(c);
+}
+
+static void post_action(call_t *c, const char *key)
+{
+    size_t len;
+    const char *body = pl_http_req_body(c->req, &len);
+    pl_errlist_t errs = PL_ERRLIST_INIT;
+    cJSON *root = pl_json_parse(body, len, PL_JSON_DEPTH_MAX, &errs);
+    if (root)
+        c->action = desk_action_new(root, NULL, pl_time_now_ms(), &errs);
+    cJSON_Delete(root);
+    if (!c->action) {
+        answer_error(c, pl_errlist_code(&errs) == PL_ETOOLARGE ? 413 : 400,
+                     pl_errlist_code(&errs) == PL_ETOOLARGE ? "too_large" : "invalid",
+                     errs.count == 1 ? errs.items[0].message
+                                     : "the action has several problems; see errors",
+                     &errs);
+        pl_errlist_reset(&errs);
+        return;
+    }
+    pl_errlist_reset(&errs);
+    const char *params[] = {key};
+    if (desk_db_exec(c->api->opts.db, by(key, "state_by_id", "state_by_no"), 1, params, on_state,
+                     c) < 0)
+        answer_unavailable(c);
+}
+
+/* ---- routing of /v1/cases/... ---- */
+
+static void on_cases_prefix(pl_http_req_t *req, void *arg)
+{
+    desk_api_t *api = arg;
+    bool post = !strcmp(pl_http_req_method(req), "POST");
+    call_t *c = call_new(api, req, post ? R_ACTION : R_CASE);
+    char key[CASE_KEY_MAX + 1];
+    const char *after;
+    if (!read_key(pl_http_req_path_rest(req), key, sizeof key, &after)) {
+        answer_error(c, 404, "not_found", "no case has this case_id or case_no", NULL);
+        return;
+    }
+    if (!post && (!*after || !strcmp(after, "/"))) {
+        get_case(c, key);
+        return;
+    }
+    if (post && !strcmp(after, "/actions")) {
+        post_action(c, key);
+        return;
+    }
+    answer_error(c, 404, "not_found",
+                 post ? "unknown path; actions are posted to /v1/cases/{id}/actions"
+                      : "unknown path; a case is at /v1/cases/{case_id or case_no}",
+                 NULL);
+}
+
+/* ---- GET /v1/cases ---- */
+
+/* Reads query parameter name into buf; NULL when absent. A bad value is an
+ * error in errs. */
+static const char *query(pl_http_req_t *req, const char *name, char *buf, size_t size,
+                         pl_errlist_t *errs)
+{
+    int n = pl_http_query_get(req, name, buf, size);
+    if (n == PL_ENOTFOUND || n == 0)
+        return NULL;
+    if (n < 0) {
+        pl_errlist_add(errs, PL_EINVAL, name, "%s is %s", name,
+                       n == PL_ETOOLARGE ? "too long" : "not a valid %-encoded value");
+        return NULL;
+    }
+    return buf;
+}
+
+static int64_t query_int(pl_http_req_t *req, const char *name, int64_t fallback, int64_t min,
+                         int64_t max, pl_errlist_t *errs)
+{
+    char buf[32];
+    const char *v = query(req, name, buf, sizeof buf, errs);
+    if (!v)
+        return fallback;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || *end || end == v || n < min || n > max) {
+        pl_errlist_add(errs, PL_EINVAL, name, "%s must be a whole number from %lld to %lld", name,
+                       (long long)min, (long long)max);
+        return fallback;
+    }
+    return n;
+}
+
+static void on_cases(PGresult *res, const pl_err_t *err, void *arg)
+{
+    call_t *c = arg;
+    if (err) {
+        answer_db_error(c, err);
+        return;
+    }
+    long count = atol(PQgetvalue(res, 0, 2));
+    long limit = c->limit;
+    const char *last = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+    char *body = pl_sprintf("{\"cases\":%s,\"count\":%ld,\"next\":%s%s%s}", PQgetvalue(res, 0, 0),
+                            count, last && count == limit ? "\"" : "",
+                            last && count == limit ? last : "null",
+                            last && count == limit ? "\"" : "");
+    answer_text(c, 200, body);
+    pl_free(body);
+}
+
+static void on_cases_list(pl_http_req_t *req, void *arg)
+{
+    desk_api_t *api = arg;
+    call_t *c = call_new(api, req, R_CASES);
+    pl_errlist_t errs = PL_ERRLIST_INIT;
+    char state[FILTER_MAX], dept[FILTER_MAX], prio[FILTER_MAX], cat[FILTER_MAX], after[64],
+        overdue[8], channel[FILTER_MAX], assignee[FILTER_MAX];
+    const char *p_state = query(req, "state", state, sizeof state, &errs);
+    const char *p_dept = query(req, "department", dept, sizeof dept, &errs);
+    const char *p_prio = query(req, "priority", prio, sizeof prio, &errs);
+    const char *p_cat = query(req, "category", cat, sizeof cat, &errs);
+    const char *p_after = query(req, "after", after, sizeof after, &errs);
+    const char *p_overdue = query(req, "overdue", overdue, sizeof overdue, &errs);
+    const char *p_channel = query(req, "channel", channel, sizeof channel, &errs);
+    const char *p_assignee = query(req, "assignee", assignee, sizeof assignee, &errs);
+    int64_t limit = query_int(req, "limit", LIST_LIMIT_DEFAULT, 1, LIST_LIMIT_MAX, &errs);
+    if (p_after && !pl_uuid_valid(p_after))
+        pl_errlist_add(&errs, PL_EINVAL, "after",
+                       "after must be the \"next\" cursor of the previous page (a case_id)");
+    if (p_overdue && strcmp(p_overdue, "true") && strcmp(p_overdue, "false"))
+        pl_errlist_add(&errs, PL_EINVAL, "overdue", "overdue must be true or false");
+    if (errs.count) {
+        answer_error(c, 400, "invalid", errs.count == 1 ? errs.items[0].message
+                                                        : "the query has several problems",
+                     &errs);
+        pl_errlist_reset(&errs);
+        return;
+    }
+    c->limit = (long)limit;
+    char l[24];
+    snprintf(l, sizeof l, "%lld", (long long)limit);
+    const char *params[] = {p_state, p_dept, p_prio, p_cat, p_overdue, p_after, l,
+                            p_channel, p_assignee};
+    if (desk_db_exec(api->opts.db, "cases", 9, params, on_cases, c) < 0)
+        answer_unavailable(c);
+}
+
+/* ---- GET /v1/events ---- */
+
+static void on_events(PGresult *res, const pl_err_t *err, void *arg)
+{
+    call_t *c = arg;
+    if (err) {
+        answer_db_error(c, err);
+        return;
+    }
+    char *body = pl_sprintf("{\"events\":%s,\"next\":%s}", PQgetvalue(res, 0, 0),
+                            PQgetvalue(res, 0, 1));
+    answer_text(c, 200, body);
+    pl_free(body);
+}
+
+static void on_events_page(pl_http_req_t *req, void *arg)
+{
+    desk_api_t *api = arg;
+    call_t *c = call_new(api, req, R_EVENTS);
+    pl_errlist_t errs = PL_ERRLIST_INIT;
+    int64_t after = query_int(req, "after", 0, 0, INT64_MAX, &errs);
+    int64_t limit = query_int(req, "limit", EVENTS_LIMIT_DEFAULT, 1, EVENTS_LIMIT_MAX, &errs);
+    if (errs.count) {
+        answer_error(c, 400, "invalid", errs.items[0].message, &errs);
+        pl_errlist_reset(&errs);
+        return;
+    }
+    char a[24], l[24];
+    snprintf(a, sizeof a, "%lld", (long long)after);
+    snprintf(l, sizeof l, "%lld", (long long)limit);
+    const char *params[] = {a, l};
+    if (desk_db_exec(api->opts.db, "events", 2, params, on_events, c) < 0)
+        answer_unavailable(c);
+}
+
+/* ---- POST /v1/complaints ---- */
+
+static void on_submit(pl_http_req_t *req, void *arg)
+{
+    desk_api_t *api = arg;
+    /* The idempotency namespace: the caller may name its system. */
+    const char *source = pl_http_req_header(req, "X-Plaint-Source");
+    pl_metric_inc(api->requests[R_SUBMIT][0]);
+    desk_submit_handle(api->opts.submit, req, source && *source ? source : "http");
+}
+
+/* ---- set-up ---- */
+
+static void add_metrics(desk_api_t *api, pl_metrics_t *m)
+{
+    for (int r = 0; r < R_COUNT; r++) {
+        for (int k = 0; k < 3; k++)
+            api->requests[r][k] =
+                pl_metrics_counter(m, "plaint_desk_requests_total", "API requests answered, by "
+                                   "route and status class (submit: received)",
+                                   "route", ROUTE_NAMES[r], "status", CLASSES[k], NULL);
+        api->seconds[r] =
+            pl_metrics_histogram(m, "plaint_desk_request_seconds",
+                                 "time from a request to its answer, by route",
+                                 pl_metrics_latency_buckets, PL_METRICS_LATENCY_BUCKETS_N,
+                                 "route", ROUTE_NAMES[r], NULL);
+    }
+    api->actions_done = pl_metrics_counter(m, "plaint_desk_actions_total",
+                                           "staff actions applied to cases", NULL);
+    api->conflicts = pl_metrics_counter(m, "plaint_desk_conflicts_total",
+                                        "actions refused with 409 (wrong state or lost race)",
+                                        NULL);
+}
+
+desk_api_t *desk_api_new(pl_http_server_t *server, const desk_api_opts_t *opts, pl_err_t *err)
+{
+    desk_api_t *api = pl_calloc(1, sizeof *api);
+    api->opts = *opts;
+    add_metrics(api, opts->metrics);
+    if (pl_http_route(server, "POST", "/v1/complaints", PL_HTTP_EXACT, on_submit, api) < 0 ||
+        pl_http_route(server, "GET", "/v1/cases", PL_HTTP_EXACT, on_cases_list, api) < 0 ||
+        pl_http_route(server, "GET", "/v1/cases/", PL_HTTP_PREFIX, on_cases_prefix, api) < 0 ||
+        pl_http_route(server, "POST", "/v1/cases/", PL_HTTP_PREFIX, on_cases_prefix, api) < 0 ||
+        pl_http_route(server, "GET", "/v1/events", PL_HTTP_EXACT, on_events_page, api) < 0) {
+        pl_free(api);
+        pl_err_set(err, PL_EINTERNAL, "", "cannot route the desk's API");
+        return NULL;
+    }
+    return api;
+}
+
+void desk_api_destroy(desk_api_t **api_p)
+{
+    pl_free(*api_p);
+    *api_p = NULL;
+}
