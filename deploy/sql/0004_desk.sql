@@ -164,3 +164,107 @@ LANGUAGE sql STABLE AS $$
            coalesce(max(p.seq), p_after)
     FROM page p
 $$;
+
+-- Figures management asks for (domain "What management measures"), over the
+-- cases received in [p_from, p_to), in total and by p_group (category,
+-- priority, department, channel, state, or day / hour of receipt in UTC), as JSON text. Times are in seconds;
+-- rates are fractions (null when there is nothing to divide by). A deadline
+-- counts as met when the clock stopped in time; as missed when it stopped
+-- late or is still running past it; a clock still running before its
+-- deadline counts for neither.
+CREATE FUNCTION plaint_stats(p_from timestamptz, p_to timestamptz, p_group text)
+RETURNS text
+LANGUAGE sql STABLE AS $$
+    WITH base AS (
+        SELECT CASE p_group WHEN 'category' THEN c.category WHEN 'priority' THEN c.priority
+                            WHEN 'department' THEN c.department WHEN 'channel' THEN c.channel
+                            WHEN 'state' THEN c.state
+                            WHEN 'day' THEN to_char(c.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+                            WHEN 'hour' THEN to_char(c.received_at AT TIME ZONE 'UTC',
+                                                     'YYYY-MM-DD"T"HH24:00"Z"') END AS k,
+               c.state, c.reopen_count, c.repeat_of, c.escalation_level, c.csat,
+               c.rejected_at,
+               extract(epoch FROM c.acknowledged_at - c.received_at) AS frt,
+               extract(epoch FROM c.first_resolved_at - c.received_at) AS rt,
+               CASE WHEN c.first_response_due IS NULL THEN NULL
+                    WHEN c.acknowledged_at IS NOT NULL THEN c.acknowledged_at <= c.first_response_due
+                    WHEN c.first_response_due < now() THEN false END AS fr_met,
+               CASE WHEN c.resolution_due IS NULL THEN NULL
+                    WHEN c.first_resolved_at IS NOT NULL THEN c.first_resolved_at <= c.resolution_due
+                    WHEN c.resolution_due < now() AND plaint_state_is_open(c.state) THEN false
+                    END AS res_met,
+               c.first_resolved_at IS NOT NULL AS was_resolved
+        FROM cases c
+        WHERE c.received_at >= p_from AND c.received_at < p_to
+    ), figures AS (
+        SELECT GROUPING(k) = 1 AS is_total, k,
+               count(*) AS volume,
+               count(*) FILTER (WHERE plaint_state_is_open(state)) AS open,
+               count(*) FILTER (WHERE rejected_at IS NOT NULL) AS rejected,
+               count(*) FILTER (WHERE fr_met) AS fr_met,
+               count(*) FILTER (WHERE fr_met IS NOT NULL) AS fr_due,
+               count(*) FILTER (WHERE res_met) AS res_met,
+               count(*) FILTER (WHERE res_met IS NOT NULL) AS res_due,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY frt) AS frt_p50,
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY frt) AS frt_p90,
+               avg(frt) AS frt_avg,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY rt) AS rt_p50,
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY rt) AS rt_p90,
+               avg(rt) AS rt_avg,
+               count(csat) AS ratings,
+               count(*) FILTER (WHERE csat >= 4) AS satisfied_ratings,
+               avg(csat) AS csat_avg,
+               count(*) FILTER (WHERE was_resolved) AS resolved,
+               count(*) FILTER (WHERE was_resolved AND reopen_count = 0) AS resolved_first_time,
+               count(*) FILTER (WHERE reopen_count > 0) AS reopened,
+               count(*) FILTER (WHERE repeat_of IS NOT NULL) AS repeats,
+               count(*) FILTER (WHERE escalation_level > 0) AS escalated
+        FROM base
+        GROUP BY GROUPING SETS ((), (k))
+    ), rows AS (
+        SELECT f.is_total, f.k, f.volume, jsonb_build_object(
+            'volume', f.volume, 'open', f.open, 'rejected', f.rejected,
+            'resolved', f.resolved, 'reopened', f.reopened, 'repeats', f.repeats,
+            'escalated', f.escalated, 'ratings', f.ratings,
+            'sla', jsonb_build_object(
+                'first_response', jsonb_build_object('met', f.fr_met, 'due', f.fr_due,
+                    'compliance', round(f.fr_met::numeric / nullif(f.fr_due, 0), 4)),
+                'resolution', jsonb_build_object('met', f.res_met, 'due', f.res_due,
+                    'compliance', round(f.res_met::numeric / nullif(f.res_due, 0), 4)),
+                'compliance', round((f.fr_met + f.res_met)::numeric
+                                    / nullif(f.fr_due + f.res_due, 0), 4)),
+            'first_response_seconds', jsonb_build_object(
+                'median', round(f.frt_p50::numeric, 3), 'p90', round(f.frt_p90::numeric, 3),
+                'avg', round(f.frt_avg::numeric, 3)),
+            'resolution_seconds', jsonb_build_object(
+                'median', round(f.rt_p50::numeric, 3), 'p90', round(f.rt_p90::numeric, 3),
+                'avg', round(f.rt_avg::numeric, 3)),
+            'csat', round(f.satisfied_ratings::numeric / nullif(f.ratings, 0), 4),
+            'csat_avg_score', round(f.csat_avg, 2),
+            'fcr', round(f.resolved_first_time::numeric / nullif(f.resolved, 0), 4),
+            'reopen_rate', round(f.reopened::numeric / nullif(f.volume, 0), 4),
+            'repeat_rate', round(f.repeats::numeric / nullif(f.volume, 0), 4),
+            'escalation_rate', round(f.escalated::numeric / nullif(f.volume, 0), 4)) AS j
+        FROM figures f
+    ), top AS (
+        SELECT jsonb_build_object('category', c.category,
+                                  'product', c.target->>'product', 'store', c.target->>'store',
+                                  'count', count(*)) AS j,
+               count(*) AS n
+        FROM cases c
+        WHERE c.received_at >= p_from AND c.received_at < p_to
+          AND (c.target ? 'product' OR c.target ? 'store')
+        GROUP BY c.category, c.target->>'product', c.target->>'store'
+        ORDER BY count(*) DESC, c.category NULLS LAST
+        LIMIT 10
+    )
+    SELECT jsonb_build_object(
+        'from', p_from, 'to', p_to, 'group_by', p_group,
+        'total', coalesce((SELECT r.j FROM rows r WHERE r.is_total),
+                          jsonb_build_object('volume', 0)),
+        'groups', coalesce((SELECT jsonb_agg(r.j || jsonb_build_object('key', r.k)
+                                             ORDER BY CASE WHEN p_group IN ('day', 'hour')
+                                                           THEN 0 ELSE -r.volume END, r.k)
+                            FROM rows r WHERE NOT r.is_total AND p_group IS NOT NULL), '[]'),
+        'top_problems', coalesce((SELECT jsonb_agg(t.j ORDER BY t.n DESC) FROM top t), '[]'))::text
+$$;

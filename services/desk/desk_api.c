@@ -17,6 +17,7 @@
 #include "pl_alloc.h"
 #include "pl_json.h"
 #include "pl_log.h"
+#include "pl_msg.h"
 #include "pl_time.h"
 #include "pl_uuid.h"
 #include "pl_workflow.h"
@@ -54,13 +55,14 @@ static const char SQL_CASES[] =
     "         AND ($8::text IS NULL OR c.channel = ANY (string_to_array($8, ',')))"
     "         AND ($9::text IS NULL OR c.assignee = $9)"
     "       ORDER BY c.case_id LIMIT $7::int) x";
+static const char SQL_STATS[] = "SELECT plaint_stats($1::timestamptz, $2::timestamptz, $3::text)";
 static const char SQL_EVENTS[] = "SELECT body, last_seq FROM plaint_events_page($1::bigint, $2::int)";
 
 static const pl_db_stmt_t statements[] = {
     {"case_by_id", SQL_CASE_BY_ID}, {"case_by_no", SQL_CASE_BY_NO},
     {"state_by_id", SQL_STATE_BY_ID}, {"state_by_no", SQL_STATE_BY_NO},
     {"act", SQL_ACT},               {"cases", SQL_CASES},
-    {"events", SQL_EVENTS},
+    {"events", SQL_EVENTS},         {"stats", SQL_STATS},
 };
 
 const pl_db_stmt_t *desk_api_statements(size_t *n)
@@ -75,10 +77,12 @@ typedef enum {
     R_CASES,
     R_ACTION,
     R_EVENTS,
+    R_STATS,
     R_COUNT
 } route_t;
 
-static const char *const ROUTE_NAMES[R_COUNT] = {"submit", "case", "cases", "action", "events"};
+static const char *const ROUTE_NAMES[R_COUNT] = {"submit", "case",   "cases",
+                                                  "action", "events", "stats"};
 static const char *const CLASSES[3] = {"2xx", "4xx", "5xx"};
 
 struct desk_api {
@@ -497,6 +501,68 @@ static void on_events_page(pl_http_req_t *req, void *arg)
         answer_unavailable(c);
 }
 
+/* ---- GET /v1/stats ---- */
+
+static const char *const GROUPS[] = {"category", "priority", "department", "channel", "state",
+                                     "day",      "hour",     NULL};
+
+static void on_stats(PGresult *res, const pl_err_t *err, void *arg)
+{
+    call_t *c = arg;
+    if (err) {
+        answer_db_error(c, err);
+        return;
+    }
+    answer_text(c, 200, PQgetvalue(res, 0, 0));
+}
+
+/* Reads an RFC 3339 time parameter into out (formatted again), or fallback_ms. */
+static void query_time(pl_http_req_t *req, const char *name, int64_t fallback_ms, char *out,
+                       pl_errlist_t *errs)
+{
+    char buf[64];
+    int64_t at = fallback_ms;
+    const char *v = query(req, name, buf, sizeof buf, errs);
+    pl_err_t err;
+    pl_err_clear(&err);
+    if (v && pl_time_parse(v, &at, name, &err) < 0) {
+        pl_errlist_add(errs, PL_EINVAL, name,
+                       "%s must be an RFC 3339 time such as 2026-12-01T00:00:00Z", name);
+        at = fallback_ms;
+    }
+    pl_time_format(at, out);
+}
+
+static void on_stats_page(pl_http_req_t *req, void *arg)
+{
+    desk_api_t *api = arg;
+    call_t *c = call_new(api, req, R_STATS);
+    pl_errlist_t errs = PL_ERRLIST_INIT;
+    int64_t now = pl_time_now_ms();
+    char from[40], to[40], group[32];
+    query_time(req, "to", now + 1, to, &errs);
+    int64_t to_ms = now + 1;
+    pl_err_t ignored;
+    if (pl_time_parse(to, &to_ms, "to", &ignored) < 0)
+        to_ms = now + 1;
+    query_time(req, "from", to_ms - 30LL * 86400 * 1000, from, &errs);
+    const char *g = query(req, "group_by", group, sizeof group, &errs);
+    if (g && pl_msg_enum_index(GROUPS, g) < 0)
+        pl_errlist_add(&errs, PL_EINVAL, "group_by",
+                       "group_by must be one of category, priority, department, channel, state, "
+                       "day, hour");
+    if (errs.count) {
+        answer_error(c, 400, "invalid", errs.count == 1 ? errs.items[0].message
+                                                        : "the query has several problems",
+                     &errs);
+        pl_errlist_reset(&errs);
+        return;
+    }
+    const char *params[] = {from, to, g};
+    if (desk_db_exec(api->opts.db, "stats", 3, params, on_stats, c) < 0)
+        answer_unavailable(c);
+}
+
 /* ---- POST /v1/complaints ---- */
 
 static void on_submit(pl_http_req_t *req, void *arg)
@@ -540,7 +606,8 @@ desk_api_t *desk_api_new(pl_http_server_t *server, const desk_api_opts_t *opts, 
         pl_http_route(server, "GET", "/v1/cases", PL_HTTP_EXACT, on_cases_list, api) < 0 ||
         pl_http_route(server, "GET", "/v1/cases/", PL_HTTP_PREFIX, on_cases_prefix, api) < 0 ||
         pl_http_route(server, "POST", "/v1/cases/", PL_HTTP_PREFIX, on_cases_prefix, api) < 0 ||
-        pl_http_route(server, "GET", "/v1/events", PL_HTTP_EXACT, on_events_page, api) < 0) {
+        pl_http_route(server, "GET", "/v1/events", PL_HTTP_EXACT, on_events_page, api) < 0 ||
+        pl_http_route(server, "GET", "/v1/stats", PL_HTTP_EXACT, on_stats_page, api) < 0) {
         pl_free(api);
         pl_err_set(err, PL_EINTERNAL, "", "cannot route the desk's API");
         return NULL;
