@@ -268,3 +268,82 @@ LANGUAGE sql STABLE AS $$
                             FROM rows r WHERE NOT r.is_total AND p_group IS NOT NULL), '[]'),
         'top_problems', coalesce((SELECT jsonb_agg(t.j ORDER BY t.n DESC) FROM top t), '[]'))::text
 $$;
+
+-- Everything the operations dashboard shows, in one round trip, as JSON
+-- text: open cases by department and state, cases overdue and due within
+-- p_soon, recent escalations and spike alerts, volume by hour over the last
+-- day, SLA compliance by day over the last two weeks, and CSAT over 30 days.
+CREATE FUNCTION plaint_dashboard(p_soon interval) RETURNS text
+LANGUAGE sql STABLE AS $$
+    WITH open_cases AS (
+        SELECT c.* FROM cases c WHERE plaint_state_is_open(c.state)
+    ), item AS (
+        SELECT c.case_id, jsonb_build_object(
+            'case_id', c.case_id, 'case_no', c.case_no, 'state', c.state,
+            'priority', c.priority, 'category', c.category, 'department', c.department,
+            'assignee', c.assignee, 'received_at', c.received_at,
+            'due_at', CASE WHEN c.acknowledged_at IS NULL
+                           THEN least(c.first_response_due, c.resolution_due, c.promise_due)
+                           ELSE least(c.resolution_due, c.promise_due) END) AS j
+        FROM open_cases c
+    )
+    SELECT jsonb_build_object(
+        'now', now(),
+        'open_total', (SELECT count(*) FROM open_cases),
+        'open_by_department', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('department', d.department, 'state', d.state,
+                                                'count', d.n) ORDER BY d.department, d.state)
+            FROM (SELECT coalesce(department, '(none)') AS department, state, count(*) AS n
+                  FROM open_cases GROUP BY 1, 2) d), '[]'),
+        'open_by_priority', coalesce((
+            SELECT jsonb_object_agg(coalesce(p.priority, '(none)'), p.n)
+            FROM (SELECT priority, count(*) AS n FROM open_cases GROUP BY 1) p), '{}'),
+        'overdue', coalesce((
+            SELECT jsonb_agg(x.j ORDER BY x.j->>'due_at') FROM (
+                SELECT i.j FROM item i JOIN open_cases c USING (case_id)
+                WHERE plaint_case_overdue(c)
+                ORDER BY i.j->>'due_at' LIMIT 50) x), '[]'),
+        'overdue_total', (SELECT count(*) FROM open_cases c WHERE plaint_case_overdue(c)),
+        'due_soon', coalesce((
+            SELECT jsonb_agg(x.j ORDER BY x.j->>'due_at') FROM (
+                SELECT i.j FROM item i JOIN open_cases c USING (case_id)
+                WHERE NOT coalesce(plaint_case_overdue(c), false)
+                  AND (i.j->>'due_at')::timestamptz < now() + p_soon
+                ORDER BY i.j->>'due_at' LIMIT 50) x), '[]'),
+        'escalations', coalesce((
+            SELECT jsonb_agg(x.j ORDER BY x.seq DESC) FROM (
+                SELECT e.seq, e.data || jsonb_build_object('at', e.at, 'type', e.type) AS j
+                FROM events e WHERE e.type IN ('case.escalated', 'sla.breached')
+                  AND e.seq IS NOT NULL
+                ORDER BY e.seq DESC LIMIT 20) x), '[]'),
+        'alerts', coalesce((
+            SELECT jsonb_agg(x.j ORDER BY x.seq DESC) FROM (
+                SELECT e.seq, e.data || jsonb_build_object('at', e.at) AS j
+                FROM events e WHERE e.type = 'alert.spike' AND e.seq IS NOT NULL
+                ORDER BY e.seq DESC LIMIT 10) x), '[]'),
+        'volume_by_hour', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('hour', h.hour, 'count', h.n) ORDER BY h.hour)
+            FROM (SELECT to_char(date_trunc('hour', received_at) AT TIME ZONE 'UTC',
+                                 'YYYY-MM-DD"T"HH24:00"Z"') AS hour, count(*) AS n
+                  FROM cases WHERE received_at >= now() - interval '24 hours'
+                  GROUP BY 1) h), '[]'),
+        'sla_by_day', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('day', d.day, 'met', d.met, 'due', d.due,
+                                                'compliance', round(d.met::numeric
+                                                                    / nullif(d.due, 0), 4))
+                             ORDER BY d.day)
+            FROM (SELECT to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day,
+                         count(*) FILTER (WHERE acknowledged_at <= first_response_due) AS met,
+                         count(*) FILTER (WHERE acknowledged_at IS NOT NULL
+                                          OR first_response_due < now()) AS due
+                  FROM cases WHERE received_at >= now() - interval '14 days'
+                    AND first_response_due IS NOT NULL
+                  GROUP BY 1) d), '[]'),
+        'csat', (SELECT jsonb_build_object(
+                     'ratings', count(csat),
+                     'satisfied', count(*) FILTER (WHERE csat >= 4),
+                     'csat', round((count(*) FILTER (WHERE csat >= 4))::numeric
+                                   / nullif(count(csat), 0), 4),
+                     'avg_score', round(avg(csat), 2))
+                 FROM cases WHERE received_at >= now() - interval '30 days'))::text
+$$;

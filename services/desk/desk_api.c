@@ -56,6 +56,7 @@ static const char SQL_CASES[] =
     "         AND ($9::text IS NULL OR c.assignee = $9)"
     "       ORDER BY c.case_id LIMIT $7::int) x";
 static const char SQL_STATS[] = "SELECT plaint_stats($1::timestamptz, $2::timestamptz, $3::text)";
+static const char SQL_DASHBOARD[] = "SELECT plaint_dashboard(interval '2 hours')";
 static const char SQL_EVENTS[] = "SELECT body, last_seq FROM plaint_events_page($1::bigint, $2::int)";
 
 static const pl_db_stmt_t statements[] = {
@@ -63,6 +64,7 @@ static const pl_db_stmt_t statements[] = {
     {"state_by_id", SQL_STATE_BY_ID}, {"state_by_no", SQL_STATE_BY_NO},
     {"act", SQL_ACT},               {"cases", SQL_CASES},
     {"events", SQL_EVENTS},         {"stats", SQL_STATS},
+    {"dashboard", SQL_DASHBOARD},
 };
 
 const pl_db_stmt_t *desk_api_statements(size_t *n)
@@ -78,11 +80,13 @@ typedef enum {
     R_ACTION,
     R_EVENTS,
     R_STATS,
+    R_DASHBOARD,
     R_COUNT
 } route_t;
 
 static const char *const ROUTE_NAMES[R_COUNT] = {"submit", "case",   "cases",
-                                                  "action", "events", "stats"};
+                                                  "action", "events", "stats",
+                                                  "dashboard"};
 static const char *const CLASSES[3] = {"2xx", "4xx", "5xx"};
 
 struct desk_api {
@@ -563,6 +567,28 @@ static void on_stats_page(pl_http_req_t *req, void *arg)
         answer_unavailable(c);
 }
 
+/* ---- the dashboard: GET / and GET /v1/dashboard ---- */
+
+extern const char desk_dashboard_html[];
+extern const size_t desk_dashboard_html_len;
+
+static void on_page(pl_http_req_t *req, void *arg)
+{
+    call_t *c = call_new(arg, req, R_DASHBOARD);
+    call_count(c, 200);
+    (void)pl_http_req_set_header(req, "Cache-Control", "no-cache"); /* constant, valid */
+    pl_http_respond(req, 200, "text/html; charset=utf-8", desk_dashboard_html,
+                    desk_dashboard_html_len);
+    call_free(c);
+}
+
+static void on_dashboard_data(pl_http_req_t *req, void *arg)
+{
+    call_t *c = call_new(arg, req, R_DASHBOARD);
+    if (desk_db_exec(c->api->opts.db, "dashboard", 0, NULL, on_stats, c) < 0)
+        answer_unavailable(c);
+}
+
 /* ---- POST /v1/complaints ---- */
 
 static void on_submit(pl_http_req_t *req, void *arg)
@@ -607,7 +633,9 @@ desk_api_t *desk_api_new(pl_http_server_t *server, const desk_api_opts_t *opts, 
         pl_http_route(server, "GET", "/v1/cases/", PL_HTTP_PREFIX, on_cases_prefix, api) < 0 ||
         pl_http_route(server, "POST", "/v1/cases/", PL_HTTP_PREFIX, on_cases_prefix, api) < 0 ||
         pl_http_route(server, "GET", "/v1/events", PL_HTTP_EXACT, on_events_page, api) < 0 ||
-        pl_http_route(server, "GET", "/v1/stats", PL_HTTP_EXACT, on_stats_page, api) < 0) {
+        pl_http_route(server, "GET", "/v1/stats", PL_HTTP_EXACT, on_stats_page, api) < 0 ||
+        pl_http_route(server, "GET", "/v1/dashboard", PL_HTTP_EXACT, on_dashboard_data, api) < 0 ||
+        pl_http_route(server, "GET", "/", PL_HTTP_EXACT, on_page, api) < 0) {
         pl_free(api);
         pl_err_set(err, PL_EINTERNAL, "", "cannot route the desk's API");
         return NULL;
