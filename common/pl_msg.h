@@ -51,6 +51,7 @@
 #define PL_EV_NOTIFICATION_SENT "notification.sent"
 #define PL_EV_NOTIFICATION_FAILED "notification.failed"
 #define PL_EV_ALERT_SPIKE "alert.spike"
+#define PL_EV_ERASED "case.erased"
 
 /* Case states. */
 #define PL_STATE_RECEIVED "received"

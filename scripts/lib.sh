@@ -24,7 +24,7 @@ PLAINT_DAEMONS=(plaint-intake plaint-classifier plaint-routing plaint-sla-watchd
 
 # Debian packages needed to build, run and test everything.
 PLAINT_PACKAGES=(build-essential cmake pkg-config git libzmq3-dev libcjson-dev libuv1-dev
-                 libpq-dev libcmocka-dev libhttp-parser-dev libcurl4-openssl-dev uuid-dev
+                 libpq-dev libsodium-dev libcmocka-dev libhttp-parser-dev libcurl4-openssl-dev uuid-dev
                  postgresql postgresql-contrib python3 python3-jsonschema python3-pytest
                  python3-zmq python3-psycopg2 clang libclang-rt-14-dev docker-compose procps
                  iproute2)

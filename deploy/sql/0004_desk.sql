@@ -20,7 +20,8 @@ ALTER TABLE cases
     ADD COLUMN satisfied        boolean,      -- the customer's last feedback
     ADD COLUMN csat             smallint,     -- the survey's score, 1..5
     ADD COLUMN promise_due      timestamptz,  -- the latest time promised to the customer
-    ADD COLUMN escalation_level int NOT NULL DEFAULT 0;
+    ADD COLUMN escalation_level int NOT NULL DEFAULT 0,
+    ADD COLUMN erased_at        timestamptz;  -- the customer's personal data was erased
 
 -- Lists page by case_id (UUID v7: time order) within a filter.
 CREATE INDEX cases_state_page_idx ON cases (state, case_id);
@@ -346,4 +347,56 @@ LANGUAGE sql STABLE AS $$
                                    / nullif(count(csat), 0), 4),
                      'avg_score', round(avg(csat), 2))
                  FROM cases WHERE received_at >= now() - interval '30 days'))::text
+$$;
+
+-- Erasure on request (privacy law): every case of the customer named by id,
+-- phone or e-mail (compared normalised, as repeat detection does) loses its
+-- personal data: contact details, the customer's own words, and the staff's
+-- free-text notes in its events. The customer id becomes p_pseudonym, so the
+-- cases still count as one customer's; categories, priorities, departments,
+-- times and scores stay, so the statistics do not change. One case.erased
+-- event per case records who did it. Returns the cases erased.
+CREATE FUNCTION plaint_erase_customer(p_customer_id text, p_phone text, p_email text,
+                                      p_pseudonym text, p_actor text, p_source text)
+RETURNS TABLE (case_id uuid, case_no text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS erase_targets (id uuid PRIMARY KEY) ON COMMIT DROP;
+    INSERT INTO erase_targets
+    SELECT c.case_id FROM cases c
+    WHERE (p_customer_id IS NOT NULL AND c.customer_id = p_customer_id)
+       OR (p_phone IS NOT NULL AND plaint_norm_phone(c.customer_phone) = plaint_norm_phone(p_phone))
+       OR (p_email IS NOT NULL AND plaint_norm_email(c.customer_email) = plaint_norm_email(p_email))
+    ON CONFLICT DO NOTHING;
+    UPDATE cases c SET
+        customer_id = p_pseudonym, customer_name = NULL, customer_phone = NULL,
+        customer_email = NULL,
+        subject = CASE WHEN c.subject IS NULL THEN NULL ELSE '[erased]' END,
+        body = '[erased]',
+        demand = CASE WHEN c.demand IS NULL THEN NULL ELSE '[erased]' END,
+        location = NULL, attachments = NULL,
+        submission = (c.submission - 'customer' - 'subject' - 'demand' - 'location'
+                      - 'attachments' - 'target')
+                     || jsonb_build_object('customer', jsonb_build_object(
+                            'id', p_pseudonym, 'type', c.customer_type), 'erased', true),
+        target = CASE WHEN c.target IS NULL THEN NULL
+                      ELSE c.target - 'employee' - 'order_id' END,
+        erased_at = now(), updated_at = now()
+    WHERE c.case_id IN (SELECT id FROM erase_targets);
+    UPDATE events e SET data = (e.data - 'note' - 'comment' - 'solution' - 'promise' - 'reason'
+                                - 'resolution') || jsonb_build_object('erased', true)
+    WHERE e.case_id IN (SELECT id FROM erase_targets)
+      AND e.data ?| ARRAY['note', 'comment', 'solution', 'promise', 'reason', 'resolution'];
+    INSERT INTO events (type, case_id, source, data)
+    SELECT 'case.erased', c.case_id, p_source,
+           jsonb_build_object('case_id', c.case_id, 'case_no', c.case_no, 'actor', p_actor,
+                              'pseudonym', p_pseudonym, 'state', c.state)
+    FROM cases c WHERE c.case_id IN (SELECT id FROM erase_targets)
+    ORDER BY c.case_id;
+    PERFORM pg_notify('plaint_events', '');
+    RETURN QUERY SELECT c.case_id, c.case_no FROM cases c
+                 WHERE c.case_id IN (SELECT id FROM erase_targets) ORDER BY c.case_id;
+    DELETE FROM erase_targets;
+END
 $$;

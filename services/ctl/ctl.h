@@ -44,6 +44,7 @@ int ctl_parked(int argc, char **argv);
 int ctl_unpark(int argc, char **argv);
 int ctl_train(int argc, char **argv);
 int ctl_eval(int argc, char **argv);
+int ctl_token(int argc, char **argv);
 
 /* The --help texts of train and eval (in ctl_train.c, ctl_eval.c). */
 extern const char CTL_TRAIN_DETAILS[];

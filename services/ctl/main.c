@@ -56,9 +56,13 @@ static const command_t commands[] = {
      "                        train the classifier's model from labelled JSON Lines",
      CTL_TRAIN_DETAILS},
     {"eval", ctl_eval,
-     "eval --model MODEL [--json] [--time S] FILE.jsonl...\n"
+     "eval --model MODEL [--json] [--time S] [--rules DIR] FILE.jsonl...\n"
      "                        measure a model on labelled JSON Lines",
      CTL_EVAL_DETAILS},
+    {"token", ctl_token,
+     "token NAME ROLE [DEPARTMENT]\n"
+     "                        make a bearer token for the desk's API and print its desk.json entry",
+     NULL},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "desk_action.h"
+#include "desk_auth.h"
 #include "pl_alloc.h"
 #include "pl_json.h"
 #include "pl_log.h"
@@ -33,10 +34,12 @@ static const char SQL_CASE_BY_ID[] =
     "SELECT plaint_case_view(c) FROM cases c WHERE c.case_id = $1::uuid";
 static const char SQL_CASE_BY_NO[] = "SELECT plaint_case_view(c) FROM cases c WHERE c.case_no = $1";
 static const char SQL_STATE_BY_ID[] =
-    "SELECT c.case_id, c.case_no, c.state, c.assignee, c.department, c.reopen_count"
+    "SELECT c.case_id, c.case_no, c.state, c.assignee, c.department, c.reopen_count,"
+    "       array_to_string(c.departments, ',')"
     " FROM cases c WHERE c.case_id = $1::uuid";
 static const char SQL_STATE_BY_NO[] =
-    "SELECT c.case_id, c.case_no, c.state, c.assignee, c.department, c.reopen_count"
+    "SELECT c.case_id, c.case_no, c.state, c.assignee, c.department, c.reopen_count,"
+    "       array_to_string(c.departments, ',')"
     " FROM cases c WHERE c.case_no = $1";
 static const char SQL_ACT[] = "SELECT done, state, case_no"
                               " FROM plaint_case_act($1::uuid, $2, $3, $4::jsonb, $5::jsonb, $6)";
@@ -57,6 +60,10 @@ static const char SQL_CASES[] =
     "       ORDER BY c.case_id LIMIT $7::int) x";
 static const char SQL_STATS[] = "SELECT plaint_stats($1::timestamptz, $2::timestamptz, $3::text)";
 static const char SQL_DASHBOARD[] = "SELECT plaint_dashboard(interval '2 hours')";
+static const char SQL_ERASE[] =
+    "SELECT '[' || coalesce(string_agg(to_json(e.case_no)::text, ',' ORDER BY e.case_no), '')"
+    "       || ']', count(*)"
+    " FROM plaint_erase_customer($1, $2, $3, $4, $5, $6) e";
 static const char SQL_EVENTS[] = "SELECT body, last_seq FROM plaint_events_page($1::bigint, $2::int)";
 
 static const pl_db_stmt_t statements[] = {
@@ -64,7 +71,7 @@ static const pl_db_stmt_t statements[] = {
     {"state_by_id", SQL_STATE_BY_ID}, {"state_by_no", SQL_STATE_BY_NO},
     {"act", SQL_ACT},               {"cases", SQL_CASES},
     {"events", SQL_EVENTS},         {"stats", SQL_STATS},
-    {"dashboard", SQL_DASHBOARD},
+    {"dashboard", SQL_DASHBOARD},   {"erase", SQL_ERASE},
 };
 
 const pl_db_stmt_t *desk_api_statements(size_t *n)
@@ -81,12 +88,13 @@ typedef enum {
     R_EVENTS,
     R_STATS,
     R_DASHBOARD,
+    R_ERASE,
     R_COUNT
 } route_t;
 
 static const char *const ROUTE_NAMES[R_COUNT] = {"submit", "case",   "cases",
                                                   "action", "events", "stats",
-                                                  "dashboard"};
+                                                  "dashboard", "erasure"};
 static const char *const CLASSES[3] = {"2xx", "4xx", "5xx"};
 
 struct desk_api {
@@ -102,6 +110,7 @@ typedef struct call {
     pl_http_req_t *req;
     route_t route;
     uint64_t t0;
+    const desk_caller_t *who; /* borrowed from the auth table */
     desk_action_t *action;
     char case_key[CASE_KEY_MAX + 1];
     char state[32];
@@ -171,6 +180,90 @@ static void answer_unavailable(call_t *c)
     answer_db_error(c, NULL);
 }
 
+/* ---- who is calling ---- */
+
+#define STAFF (PL_ROLE_AGENT | PL_ROLE_SUPERVISOR | PL_ROLE_ADMIN)
+#define ANYONE (STAFF | PL_ROLE_INTEGRATOR)
+
+/* Authenticates the request for a route open to roles; answers 401 or 403
+ * and returns false when the caller may not. */
+static bool admit(call_t *c, unsigned roles)
+{
+    c->who = desk_auth_check(c->api->opts.auth, pl_http_req_header(c->req, "Authorization"));
+    if (!c->who) {
+        (void)pl_http_req_set_header(c->req, "WWW-Authenticate", "Bearer realm=\"plaint\"");
+        answer_error(c, 401, "unauthorized",
+                     "a valid bearer token is required: send the header Authorization: Bearer "
+                     "TOKEN (plaintctl token makes one; desk.json lists them)",
+                     NULL);
+        return false;
+    }
+    if (!(c->who->role & roles)) {
+        char message[200];
+        snprintf(message, sizeof message, "the role %s may not use %s",
+                 pl_role_name(c->who->role), ROUTE_NAMES[c->route]);
+        answer_error(c, 403, "forbidden", message, NULL);
+        return false;
+    }
+    return true;
+}
+
+/* Whether an agent's department is among a case's departments (a list
+ * joined by commas); everyone else sees every case. */
+static bool in_scope(const desk_caller_t *who, const char *departments)
+{
+    if (who->role != PL_ROLE_AGENT)
+        return true;
+    size_t n = strlen(who->department);
+    for (const char *p = departments; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && !strncmp(p, who->department, n))
+            return true;
+        p = comma ? comma + 1 : p + len;
+    }
+    return false;
+}
+
+/* "+86 138 0013 8000" -> "*******8000"; "li.wei@example.com" -> "l***@example.com". */
+static void mask_value(cJSON *customer, const char *name)
+{
+    const char *v = pl_json_str(customer, name, NULL);
+    if (!v)
+        return;
+    char masked[256];
+    size_t len = strlen(v);
+    const char *at = strchr(v, '@');
+    if (at && at > v)
+        snprintf(masked, sizeof masked, "%c***%.200s", v[0], at);
+    else if (len > 4)
+        snprintf(masked, sizeof masked, "****%.4s", v + len - 4);
+    else
+        snprintf(masked, sizeof masked, "****");
+    cJSON_ReplaceItemInObjectCaseSensitive(customer, name,
+                                           pl_json_must(cJSON_CreateString(masked)));
+}
+
+static void mask_case(cJSON *kase)
+{
+    cJSON *customer = cJSON_GetObjectItemCaseSensitive(kase, "customer");
+    mask_value(customer, "phone");
+    mask_value(customer, "email");
+}
+
+/* Departments of a case view as "a,b". */
+static void departments_of(const cJSON *kase, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    const cJSON *d;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(kase, "departments")) {
+        if (cJSON_IsString(d) && used < size)
+            used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? "," : "",
+                                     d->valuestring);
+    }
+}
+
 /* ---- the case key: a UUID or a case number ---- */
 
 static bool case_no_ok(const char *s)
@@ -219,7 +312,21 @@ static void on_case(PGresult *res, const pl_err_t *err, void *arg)
         answer_error(c, 404, "not_found", "no case has this case_id or case_no", NULL);
         return;
     }
-    answer_text(c, 200, PQgetvalue(res, 0, 0));
+    if (c->who->pii && c->who->role != PL_ROLE_AGENT) {
+        answer_text(c, 200, PQgetvalue(res, 0, 0));
+        return;
+    }
+    cJSON *kase = cJSON_Parse(PQgetvalue(res, 0, 0)); /* our own SQL's JSON */
+    char depts[1024];
+    departments_of(kase, depts, sizeof depts);
+    if (!kase || !in_scope(c->who, depts)) {
+        cJSON_Delete(kase);
+        answer_error(c, 403, "forbidden", "this case is not one of your department's cases", NULL);
+        return;
+    }
+    if (!c->who->pii)
+        mask_case(kase);
+    answer_json(c, 200, &kase);
 }
 
 static void get_case(call_t *c, const char *key)
@@ -303,6 +410,18 @@ static void on_state(PGresult *res, const pl_err_t *err, void *arg)
     }
     snprintf(c->case_key, sizeof c->case_key, "%s", PQgetvalue(res, 0, 0));
     snprintf(c->state, sizeof c->state, "%s", PQgetvalue(res, 0, 2));
+    const pl_wf_action_t *def = desk_action_def(c->action);
+    if (!(def->roles & c->who->role)) {
+        char message[200];
+        snprintf(message, sizeof message, "the role %s may not %s a case",
+                 pl_role_name(c->who->role), def->name);
+        answer_error(c, 403, "forbidden", message, NULL);
+        return;
+    }
+    if (!in_scope(c->who, PQgetvalue(res, 0, 6))) {
+        answer_error(c, 403, "forbidden", "this case is not one of your department's cases", NULL);
+        return;
+    }
     const char *next = desk_action_next(c->action, c->state);
     if (!next) {
         answer_conflict(c, c->state);
@@ -333,8 +452,18 @@ static void post_action(call_t *c, const char *key)
     const char *body = pl_http_req_body(c->req, &len);
     pl_errlist_t errs = PL_ERRLIST_INIT;
     cJSON *root = pl_json_parse(body, len, PL_JSON_DEPTH_MAX, &errs);
+    bool open = desk_auth_is_open(c->api->opts.auth);
+    const cJSON *actor = root ? cJSON_GetObjectItemCaseSensitive(root, "actor") : NULL;
+    if (root && !open && cJSON_IsString(actor) && strcmp(actor->valuestring, c->who->name)) {
+        cJSON_Delete(root);
+        answer_error(c, 403, "forbidden",
+                     "actor must be the authenticated user (or left out: it is taken from the "
+                     "token)",
+                     NULL);
+        return;
+    }
     if (root)
-        c->action = desk_action_new(root, NULL, pl_time_now_ms(), &errs);
+        c->action = desk_action_new(root, open ? NULL : c->who->name, pl_time_now_ms(), &errs);
     cJSON_Delete(root);
     if (!c->action) {
         answer_error(c, pl_errlist_code(&errs) == PL_ETOOLARGE ? 413 : 400,
@@ -359,6 +488,8 @@ static void on_cases_prefix(pl_http_req_t *req, void *arg)
     desk_api_t *api = arg;
     bool post = !strcmp(pl_http_req_method(req), "POST");
     call_t *c = call_new(api, req, post ? R_ACTION : R_CASE);
+    if (!admit(c, STAFF))
+        return;
     char key[CASE_KEY_MAX + 1];
     const char *after;
     if (!read_key(pl_http_req_path_rest(req), key, sizeof key, &after)) {
@@ -425,10 +556,21 @@ static void on_cases(PGresult *res, const pl_err_t *err, void *arg)
     long count = atol(PQgetvalue(res, 0, 2));
     long limit = c->limit;
     const char *last = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
-    char *body = pl_sprintf("{\"cases\":%s,\"count\":%ld,\"next\":%s%s%s}", PQgetvalue(res, 0, 0),
-                            count, last && count == limit ? "\"" : "",
+    const char *list = PQgetvalue(res, 0, 0);
+    char *masked = NULL;
+    if (!c->who->pii) {
+        cJSON *cases = cJSON_Parse(list); /* our own SQL's JSON */
+        cJSON *k;
+        cJSON_ArrayForEach(k, cases)
+            mask_case(k);
+        masked = cases ? pl_json_print(cases) : NULL;
+        cJSON_Delete(cases);
+    }
+    char *body = pl_sprintf("{\"cases\":%s,\"count\":%ld,\"next\":%s%s%s}",
+                            masked ? masked : list, count, last && count == limit ? "\"" : "",
                             last && count == limit ? last : "null",
                             last && count == limit ? "\"" : "");
+    pl_free(masked);
     answer_text(c, 200, body);
     pl_free(body);
 }
@@ -437,6 +579,8 @@ static void on_cases_list(pl_http_req_t *req, void *arg)
 {
     desk_api_t *api = arg;
     call_t *c = call_new(api, req, R_CASES);
+    if (!admit(c, STAFF))
+        return;
     pl_errlist_t errs = PL_ERRLIST_INIT;
     char state[FILTER_MAX], dept[FILTER_MAX], prio[FILTER_MAX], cat[FILTER_MAX], after[64],
         overdue[8], channel[FILTER_MAX], assignee[FILTER_MAX];
@@ -449,6 +593,12 @@ static void on_cases_list(pl_http_req_t *req, void *arg)
     const char *p_channel = query(req, "channel", channel, sizeof channel, &errs);
     const char *p_assignee = query(req, "assignee", assignee, sizeof assignee, &errs);
     int64_t limit = query_int(req, "limit", LIST_LIMIT_DEFAULT, 1, LIST_LIMIT_MAX, &errs);
+    if (c->who->role == PL_ROLE_AGENT) { /* an agent lists their department's cases */
+        if (p_dept && strcmp(p_dept, c->who->department))
+            pl_errlist_add(&errs, PL_EINVAL, "department",
+                           "an agent lists only the cases of their own department");
+        p_dept = c->who->department;
+    }
     if (p_after && !pl_uuid_valid(p_after))
         pl_errlist_add(&errs, PL_EINVAL, "after",
                        "after must be the \"next\" cursor of the previous page (a case_id)");
@@ -489,6 +639,8 @@ static void on_events_page(pl_http_req_t *req, void *arg)
 {
     desk_api_t *api = arg;
     call_t *c = call_new(api, req, R_EVENTS);
+    if (!admit(c, ANYONE))
+        return;
     pl_errlist_t errs = PL_ERRLIST_INIT;
     int64_t after = query_int(req, "after", 0, 0, INT64_MAX, &errs);
     int64_t limit = query_int(req, "limit", EVENTS_LIMIT_DEFAULT, 1, EVENTS_LIMIT_MAX, &errs);
@@ -541,6 +693,8 @@ static void on_stats_page(pl_http_req_t *req, void *arg)
 {
     desk_api_t *api = arg;
     call_t *c = call_new(api, req, R_STATS);
+    if (!admit(c, STAFF))
+        return;
     pl_errlist_t errs = PL_ERRLIST_INIT;
     int64_t now = pl_time_now_ms();
     char from[40], to[40], group[32];
@@ -585,7 +739,74 @@ static void on_page(pl_http_req_t *req, void *arg)
 static void on_dashboard_data(pl_http_req_t *req, void *arg)
 {
     call_t *c = call_new(arg, req, R_DASHBOARD);
+    if (!admit(c, STAFF))
+        return;
     if (desk_db_exec(c->api->opts.db, "dashboard", 0, NULL, on_stats, c) < 0)
+        answer_unavailable(c);
+}
+
+/* ---- POST /v1/erasure ---- */
+
+static void on_erased(PGresult *res, const pl_err_t *err, void *arg)
+{
+    call_t *c = arg;
+    if (err) {
+        answer_db_error(c, err);
+        return;
+    }
+    pl_log_info("customer data erased", "pseudonym", c->case_key, "cases", PQgetvalue(res, 0, 1),
+                "actor", c->who->name, NULL);
+    char *body = pl_sprintf("{\"erased_cases\":%s,\"case_nos\":%s,\"pseudonym\":\"%s\"}",
+                            PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0), c->case_key);
+    answer_text(c, 200, body);
+    pl_free(body);
+}
+
+/* The body's field name as a string of at most max bytes, or NULL; a wrong
+ * type or size is an error. */
+static const char *body_string(const cJSON *body, const char *name, size_t max,
+                               pl_errlist_t *errs)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+    if (!v || cJSON_IsNull(v))
+        return NULL;
+    if (!cJSON_IsString(v) || !*v->valuestring || strlen(v->valuestring) > max) {
+        pl_errlist_add(errs, PL_EINVAL, name, "%s must be a non-empty string of at most %zu bytes",
+                       name, max);
+        return NULL;
+    }
+    return v->valuestring;
+}
+
+static void on_erase(pl_http_req_t *req, void *arg)
+{
+    call_t *c = call_new(arg, req, R_ERASE);
+    if (!admit(c, PL_ROLE_ADMIN))
+        return;
+    size_t len;
+    const char *text = pl_http_req_body(req, &len);
+    pl_errlist_t errs = PL_ERRLIST_INIT;
+    cJSON *body = pl_json_parse(text, len, PL_JSON_DEPTH_MAX, &errs);
+    const char *id = body_string(body, "customer_id", 128, &errs);
+    const char *phone = body_string(body, "phone", 64, &errs);
+    const char *email = body_string(body, "email", 254, &errs);
+    const char *actor = body_string(body, "actor", 64, &errs);
+    if (body && !id && !phone && !email && errs.count == 0)
+        pl_errlist_add(&errs, PL_EINVAL, "customer_id",
+                       "name the customer: at least one of customer_id, phone or email");
+    if (errs.count) {
+        answer_error(c, 400, "invalid", errs.items[0].message, &errs);
+        pl_errlist_reset(&errs);
+        cJSON_Delete(body);
+        return;
+    }
+    char uuid[40];
+    snprintf(c->case_key, sizeof c->case_key, "anon-%s", pl_uuid_v4(uuid));
+    const char *who = desk_auth_is_open(c->api->opts.auth) && actor ? actor : c->who->name;
+    const char *params[] = {id, phone, email, c->case_key, who, c->api->opts.source};
+    int rc = desk_db_exec(c->api->opts.db, "erase", 6, params, on_erased, c);
+    cJSON_Delete(body);
+    if (rc < 0)
         answer_unavailable(c);
 }
 
@@ -594,10 +815,19 @@ static void on_dashboard_data(pl_http_req_t *req, void *arg)
 static void on_submit(pl_http_req_t *req, void *arg)
 {
     desk_api_t *api = arg;
-    /* The idempotency namespace: the caller may name its system. */
+    const desk_caller_t *who = desk_auth_check(api->opts.auth, pl_http_req_header(req, "Authorization"));
+    if (!who) {
+        call_t *c = call_new(api, req, R_SUBMIT);
+        (void)admit(c, ANYONE); /* answers 401 */
+        return;
+    }
+    /* The idempotency namespace: the caller's name, or in the open set-up the
+     * system the caller names. */
     const char *source = pl_http_req_header(req, "X-Plaint-Source");
+    if (!desk_auth_is_open(api->opts.auth) || !source || !*source)
+        source = desk_auth_is_open(api->opts.auth) ? "http" : who->name;
     pl_metric_inc(api->requests[R_SUBMIT][0]);
-    desk_submit_handle(api->opts.submit, req, source && *source ? source : "http");
+    desk_submit_handle(api->opts.submit, req, source);
 }
 
 /* ---- set-up ---- */
@@ -635,6 +865,7 @@ desk_api_t *desk_api_new(pl_http_server_t *server, const desk_api_opts_t *opts, 
         pl_http_route(server, "GET", "/v1/events", PL_HTTP_EXACT, on_events_page, api) < 0 ||
         pl_http_route(server, "GET", "/v1/stats", PL_HTTP_EXACT, on_stats_page, api) < 0 ||
         pl_http_route(server, "GET", "/v1/dashboard", PL_HTTP_EXACT, on_dashboard_data, api) < 0 ||
+        pl_http_route(server, "POST", "/v1/erasure", PL_HTTP_EXACT, on_erase, api) < 0 ||
         pl_http_route(server, "GET", "/", PL_HTTP_EXACT, on_page, api) < 0) {
         pl_free(api);
         pl_err_set(err, PL_EINTERNAL, "", "cannot route the desk's API");

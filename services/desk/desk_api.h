@@ -10,6 +10,7 @@
 #ifndef DESK_API_H
 #define DESK_API_H
 
+#include "desk_auth.h"
 #include "desk_db.h"
 #include "desk_submit.h"
 #include "pl_http.h"
@@ -20,6 +21,7 @@ typedef struct desk_api desk_api_t;
 typedef struct desk_api_opts {
     desk_db_t *db;         /* borrowed */
     desk_submit_t *submit; /* borrowed */
+    desk_auth_t *auth;     /* borrowed: who may do what */
     const char *source;    /* the events' source: this process */
     pl_metrics_t *metrics; /* borrowed; request counts and latencies go here */
 } desk_api_opts_t;

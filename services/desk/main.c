@@ -11,6 +11,7 @@
  *
  * Owns the HTTP server, the pool and the submit socket.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "desk_api.h"
@@ -42,6 +43,7 @@ typedef struct desk {
     desk_db_t *db;
     desk_submit_t *submit;
     desk_api_t *api;
+    desk_auth_t *auth;
 } desk_t;
 
 static desk_t desk;
@@ -60,6 +62,27 @@ static int start(pl_daemon_t *d, void *arg, pl_err_t *err)
     desk_t *k = arg;
     const pl_common_cfg_t *cfg = pl_daemon_cfg(d);
     k->daemon = d;
+    pl_errlist_t errs = PL_ERRLIST_INIT;
+    k->auth = desk_auth_load(cfg->config_dir, &errs);
+    if (!k->auth) {
+        for (size_t i = 1; i < errs.count; i++)
+            fprintf(stderr, "plaint-desk: %s/desk.json: %s\n", cfg->config_dir,
+                    errs.items[i].message);
+        *err = errs.items[0];
+        pl_errlist_reset(&errs);
+        return pl_err_hint(err, "Fix %s/desk.json (its format is in services/desk/README.md), "
+                                "or remove it to run the API open (tests only).",
+                           cfg->config_dir);
+    }
+    pl_errlist_reset(&errs);
+    if (desk_auth_is_open(k->auth))
+        pl_log_warn("the API is open: no desk.json, so every caller acts as an administrator; "
+                    "configure tokens before real use",
+                    NULL);
+    else {
+        char n[24];
+        pl_log_info("API tokens loaded", "tokens", pl_log_int(n, desk_auth_tokens(k->auth)), NULL);
+    }
     k->http = pl_http_server_new(pl_daemon_loop(d), cfg->http_addr, err);
     if (!k->http) {
         pl_err_t why = *err;
@@ -84,6 +107,7 @@ static int start(pl_daemon_t *d, void *arg, pl_err_t *err)
     desk_api_opts_t opts = {
         .db = k->db,
         .submit = k->submit,
+        .auth = k->auth,
         .source = pl_daemon_instance(d),
         .metrics = pl_daemon_metrics(d),
     };
@@ -106,6 +130,7 @@ static void stop(pl_daemon_t *d, void *arg)
     desk_submit_destroy(&k->submit);
     desk_db_close(&k->db);
     desk_api_destroy(&k->api);
+    desk_auth_destroy(&k->auth);
     pl_daemon_stopped(d);
 }
 
