@@ -25,6 +25,9 @@ static const pl_db_stmt_t statements[] = {
     {"stage_renew", "SELECT plaint_stage_renew($1::uuid[], $2::uuid[], $3::interval)"},
     {"stage_complete", "SELECT plaint_stage_complete($1::uuid, $2::uuid, $3, $4, $5::jsonb, $6,"
                        " $7::jsonb, $8)"},
+    {"stage_complete_capped",
+     "SELECT plaint_stage_complete_capped($1::uuid, $2::uuid, $3, $4, $5::jsonb, $6, $7::jsonb,"
+     " $8, $9::int)"},
     {"stage_fail", "SELECT plaint_stage_fail($1::uuid, $2::uuid, $3, $4, $5::interval, $6::int,"
                    " $7)"},
     {"stage_release", "SELECT plaint_stage_release($1::uuid, $2::uuid)"},
@@ -41,6 +44,7 @@ struct pl_stage_job {
     int attempt;
     bool ending;   /* done, fail or release sent */
     bool isolated; /* a suspect, running alone in this process */
+    int full;      /* completions refused because the agent was at capacity */
     void *data;    /* the step's */
 };
 
@@ -326,6 +330,63 @@ static void on_completed(PGresult *res, const pl_err_t *err, void *arg)
                     job->case_id, NULL);
     }
     job_free(job);
+}
+
+/* The step decided on counts that other completions have since changed:
+ * it runs again, now, on fresh ones. */
+#define FULL_RETRIES_MAX 50
+
+static void on_completed_capped(PGresult *res, const pl_err_t *err, void *arg)
+{
+    pl_stage_job_t *job = arg;
+    pl_stage_t *s = job->stage;
+    if (err || strcmp(PQgetvalue(res, 0, 0), "full")) {
+        if (!err && !strcmp(PQgetvalue(res, 0, 0), "lost")) {
+            s->stats.lost_races++;
+            job_free(job);
+        } else if (!err) {
+            s->stats.completed++;
+            job_free(job);
+        } else {
+            on_completed(NULL, err, job);
+        }
+        return;
+    }
+    job->ending = false;
+    if (++job->full >= FULL_RETRIES_MAX) {
+        pl_stage_job_fail(&job, "the chosen assignee was at capacity every time");
+        return;
+    }
+    s->opts.step(job, s->opts.arg);
+}
+
+void pl_stage_job_done_capped(pl_stage_job_t **job_p, const char *out_state, cJSON *patch,
+                              const char *event_type, cJSON *event_data, int64_t capacity)
+{
+    if (capacity <= 0) {
+        pl_stage_job_done(job_p, out_state, patch, event_type, event_data);
+        return;
+    }
+    pl_stage_job_t *job = *job_p;
+    *job_p = NULL;
+    pl_stage_t *s = job->stage;
+    job->ending = true;
+    char *patch_json = pl_json_print(patch ? patch : cJSON_CreateObject());
+    char *data_json = pl_json_print(event_data ? event_data : cJSON_CreateObject());
+    cJSON_Delete(patch);
+    cJSON_Delete(event_data);
+    char cap[24];
+    snprintf(cap, sizeof cap, "%lld", (long long)capacity);
+    const char *params[9] = {job->case_id, job->token, s->opts.input_state, out_state,
+                             patch_json, event_type, data_json, s->opts.name, cap};
+    int rc = pl_db_exec(s->db, "stage_complete_capped", 9, params, on_completed_capped, job);
+    pl_free(patch_json);
+    pl_free(data_json);
+    if (rc < 0) {
+        pl_log_warn("cannot complete a case now; its lease will expire", "stage", s->opts.name,
+                    "case_id", job->case_id, NULL);
+        job_free(job);
+    }
 }
 
 void pl_stage_job_done(pl_stage_job_t **job_p, const char *out_state, cJSON *patch,

@@ -87,6 +87,14 @@ void *pl_stage_job_data(const pl_stage_job_t *job);
  * patch and event_data (either may be NULL) and the job; nulls *job_p. */
 void pl_stage_job_done(pl_stage_job_t **job_p, const char *out_state, cJSON *patch,
                        const char *event_type, cJSON *event_data);
+/* Like pl_stage_job_done, for a step that gives the case to an agent
+ * (patch "assignee") who may hold at most capacity open cases: the
+ * completion counts the agent's open cases under a lock, and when the agent
+ * is full it changes nothing and runs the step again at once, to decide on
+ * fresh counts (after 50 such refusals the job fails). capacity <= 0: no
+ * check. Takes patch, event_data and the job; nulls *job_p. */
+void pl_stage_job_done_capped(pl_stage_job_t **job_p, const char *out_state, cJSON *patch,
+                              const char *event_type, cJSON *event_data, int64_t capacity);
 /* Ends the job as failed with reason (no customer data in it): retried after
  * the backoff, parked after max_attempts. Takes the job; nulls *job_p. */
 void pl_stage_job_fail(pl_stage_job_t **job_p, const char *reason);

@@ -98,8 +98,17 @@ static int load(const pl_daemon_t *d, clf_model_t **model_p, clf_rules_t **rules
 {
     const char *dir = pl_daemon_cfg(d)->config_dir;
     clf_model_t *model = clf_model_load(settings.model_path, err);
-    if (!model)
-        return err->code ? err->code : PL_ECONFIG;
+    if (!model) {
+        /* Whatever clf_model_load says (not found, I/O, not a model), the cause
+         * is the setting PLAINT_CLASSIFIER_MODEL: exit 78 (EX_CONFIG), not 1. */
+        if (!err->path[0])
+            snprintf(err->path, sizeof err->path, "PLAINT_CLASSIFIER_MODEL");
+        if (!err->hint[0])
+            pl_err_hint(err, "Train the model again with plaintctl train, or point "
+                             "PLAINT_CLASSIFIER_MODEL at a model file it wrote.");
+        err->code = PL_ECONFIG;
+        return PL_ECONFIG;
+    }
     int rc = check_categories(model, dir, err);
     if (rc < 0) {
         clf_model_destroy(&model);

@@ -144,7 +144,11 @@ static void finish(pending_t *p, const route_load_t *loads, size_t nloads)
     pl_metric_observe(r->seconds, (double)(pl_time_mono_ms() - p->started_ms) / 1000.0);
     pl_log_debug("case routed", "case_id", pl_stage_job_case_id(p->job), "department",
                  dec->department, "rule", dec->rule, NULL);
-    pl_stage_job_done(&p->job, PL_STATE_ROUTED, patch, PL_EV_ROUTED, data);
+    /* The counts may be stale by now (other steps, other replicas): the
+     * completion checks the agent's capacity again, under a lock. */
+    int64_t capacity = dec->assignee ? 0 : route_plan_capacity(plan, dec->department, assignee);
+    pl_stage_job_set_data(p->job, NULL);
+    pl_stage_job_done_capped(&p->job, PL_STATE_ROUTED, patch, PL_EV_ROUTED, data, capacity);
 }
 
 static void on_loads(PGresult *res, const pl_err_t *err, void *arg)

@@ -956,6 +956,15 @@ size_t route_plan_agents(const route_plan_t *p, const char *department, const ch
     return d < 0 ? 0 : p->depts[d].nagents;
 }
 
+int64_t route_plan_capacity(const route_plan_t *p, const char *department, const char *agent)
+{
+    int d = find_dept(p, department);
+    for (size_t i = 0; d >= 0 && agent && i < p->depts[d].nagents; i++)
+        if (!strcmp(p->depts[d].agents[i].id, agent))
+            return p->depts[d].agents[i].capacity;
+    return 0;
+}
+
 static int64_t load_of(const char *agent, const route_load_t *loads, size_t nloads)
 {
     for (size_t i = 0; i < nloads; i++)

@@ -69,6 +69,9 @@ int route_plan_decide(const route_plan_t *p, const route_case_t *c, route_decisi
  * an unknown department). */
 size_t route_plan_agents(const route_plan_t *p, const char *department, const char *const **ids);
 
+/* The capacity of agent in department, or 0 when agent is not one of its
+ * agents (a queue owner, a named owner: no limit). */
+int64_t route_plan_capacity(const route_plan_t *p, const char *department, const char *agent);
 typedef struct route_load {
     const char *agent;
     int64_t open_cases;

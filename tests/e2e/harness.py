@@ -7,7 +7,9 @@ Used by tests/e2e/test_*.py through the fixtures in conftest.py. What it provide
 - Daemon: one build/bin/<binary> process with its stdout and stderr in a log file.
 - Plaint: what the `plaint` fixture hands a test: a fresh, migrated database, fresh ports, the
   daemons' environment, ZeroMQ and SQL helpers, and the checks run at teardown (no sanitizer
-  report and no customer contact data in any daemon log).
+  report and no customer contact data in any daemon log). start_intake, start_classifier and
+  start_routing start a daemon and wait until it takes work; config_copy copies deploy/config
+  into the test's folder, for a test to edit and point PLAINT_CONFIG_DIR at.
 - PrivatePostgres: a PostgreSQL cluster of one test's own (initdb, start, stop), for tests that
   stop or pause the database.
 - validate(message, schema_name), validate_event(event): JSON Schema checks against proto/schemas.
@@ -615,6 +617,30 @@ class Plaint:
             time.sleep(0.01)
         return d
 
+    def start_stage_daemon(self, binary, stage, **extra):
+        """Starts a pipeline stage daemon (plaint-classifier, plaint-routing) and waits until
+        its stage's own database connection is up (it logs "database ready" with app=stage;
+        until then it takes no work)."""
+        d = self.start_daemon(binary, **extra)
+        d.wait_log(f'"msg":"database ready","app":"{stage}"', 15)
+        return d
+
+    def start_classifier(self, **extra):
+        return self.start_stage_daemon("plaint-classifier", "classifier", **extra)
+
+    def start_routing(self, **extra):
+        return self.start_stage_daemon("plaint-routing", "routing", **extra)
+
+    def config_copy(self, name="config"):
+        """A copy of deploy/config under this test's tmp_path, to edit and point
+        PLAINT_CONFIG_DIR at; returns its path."""
+        with self._counter_lock:
+            self._counter += 1
+            n = self._counter
+        path = self.tmp_path / f"{n:02d}-{name}"
+        shutil.copytree(CONFIG_DIR, path)
+        return path
+
     def ctl(self, *args, db_url=None, input=None, timeout=30, **extra):
         """Runs plaintctl ARGS to completion with env(**extra); returns the CompletedProcess
         (text). A sanitizer report in its output fails the test at teardown."""
@@ -750,7 +776,77 @@ class Plaint:
     def wait_until(predicate, timeout, message):
         return wait_until(predicate, timeout, message)
 
+    def start_desk(self, **extra):
+        """Starts plaint-desk on a fresh PLAINT_HTTP_ADDR (d.http_addr, "127.0.0.1:PORT"; its
+        /metrics and /healthz are there too) and waits until it logs "serving the API" and
+        GET /healthz answers 200 (a database connection is ready: until then the API answers
+        503)."""
+        addr = extra.pop("PLAINT_HTTP_ADDR", None) or f"127.0.0.1:{free_port()}"
+        extra.setdefault("PLAINT_METRICS_ADDR", "")
+        d = self.daemon("plaint-desk", PLAINT_HTTP_ADDR=addr, **extra)
+        d.http_addr = addr
+        d.start()
+        d.wait_log("serving the API", 15)
+
+        def healthy():
+            if not d.alive():
+                pytest.fail(f"plaint-desk exited with status {d.proc.poll()}; log:\n{d.tail()}",
+                            pytrace=False)
+            try:
+                return http(addr, "GET", "/healthz", timeout=2).status == 200
+            except OSError:
+                return False
+
+        wait_until(healthy, 15, f"plaint-desk on {addr} did not answer GET /healthz with 200")
+        return d
+
 
 def _around(text, marker, before=200, after=3000):
     i = text.find(marker)
     return text[max(0, i - before): i + after]
+
+
+# ---------------------------------------------------------------------------- HTTP
+
+
+class HttpResponse:
+    """An HTTP answer: status, headers (names in lower case), body (bytes), json (the body
+    parsed, or None when it is not JSON)."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def __repr__(self):
+        return f"<HttpResponse {self.status} {self.body[:300]!r}>"
+
+
+def http(addr, method, path, body=None, headers=None, timeout=10):
+    """One HTTP request to addr ("HOST:PORT") with urllib, never through a proxy; returns an
+    HttpResponse for every status (4xx and 5xx included). body: bytes or str as they are, any
+    other value as JSON. timeout (scaled) in seconds; raises OSError when nothing answers."""
+    import urllib.error
+    import urllib.request
+
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body, ensure_ascii=False)
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    req = urllib.request.Request(f"http://{addr}{path}", data=body, method=method)
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=_scale(timeout)) as res:
+            return HttpResponse(res.status, {k.lower(): v for k, v in res.getheaders()},
+                                res.read())
+    except urllib.error.HTTPError as e:
+        with e:
+            return HttpResponse(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read())
