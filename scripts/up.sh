@@ -116,6 +116,7 @@ for name in "${running[@]}"; do
         plaint-routing) port=9103 ;;
         plaint-sla-watchdog) port=9104 ;;
         plaint-notification) port=9105 ;;
+        plaint-desk) port=8080 ;;
         *) continue ;;
     esac
     printf '  metrics      http://127.0.0.1:%s/metrics  /healthz   (%s)\n' "$port" "$name"
