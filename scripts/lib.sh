@@ -26,7 +26,8 @@ PLAINT_DAEMONS=(plaint-intake plaint-classifier plaint-routing plaint-sla-watchd
 PLAINT_PACKAGES=(build-essential cmake pkg-config git libzmq3-dev libcjson-dev libuv1-dev
                  libpq-dev libsodium-dev libcmocka-dev libhttp-parser-dev libcurl4-openssl-dev uuid-dev
                  postgresql postgresql-contrib python3 python3-jsonschema python3-pytest
-                 python3-zmq python3-psycopg2 clang libclang-rt-14-dev docker-compose procps
+                 python3-zmq python3-psycopg2 python3-sklearn clang libclang-rt-14-dev docker-compose procps
+                 chromium fonts-wqy-microhei
                  iproute2)
 
 plaint_say() { printf '==> %s\n' "$*" >&2; }
