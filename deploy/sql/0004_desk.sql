@@ -20,6 +20,8 @@ ALTER TABLE cases
     ADD COLUMN satisfied        boolean,      -- the customer's last feedback
     ADD COLUMN csat             smallint,     -- the survey's score, 1..5
     ADD COLUMN promise_due      timestamptz,  -- the latest time promised to the customer
+    ADD COLUMN promise_at       timestamptz,  -- when that promise was made
+    ADD COLUMN promise_kept_at  timestamptz,  -- when the customer next heard back
     ADD COLUMN escalation_level int NOT NULL DEFAULT 0,
     ADD COLUMN erased_at        timestamptz;  -- the customer's personal data was erased
 
@@ -35,7 +37,7 @@ LANGUAGE sql STABLE AS $$
     SELECT plaint_state_is_open(c.state) AND (
         (c.acknowledged_at IS NULL AND c.first_response_due < now())
         OR c.resolution_due < now()
-        OR c.promise_due < now())
+        OR (c.promise_kept_at IS NULL AND c.promise_due < now()))
 $$;
 
 -- The SLA clocks of a case, for the desk's case view.
@@ -50,7 +52,10 @@ LANGUAGE sql STABLE AS $$
             'breached', c.resolution_due < coalesce(c.first_resolved_at, now())),
         'promise', CASE WHEN c.promise_due IS NULL THEN NULL ELSE jsonb_build_object(
             'due_at', c.promise_due,
-            'breached', plaint_state_is_open(c.state) AND c.promise_due < now()) END)
+            'made_at', c.promise_at, 'met_at', c.promise_kept_at,
+            'breached', c.promise_due < coalesce(c.promise_kept_at,
+                                                 CASE WHEN plaint_state_is_open(c.state)
+                                                      THEN now() END)) END)
 $$;
 
 -- A case as the desk shows it, without its timeline. Contact data is masked
@@ -134,7 +139,21 @@ BEGIN
         satisfied = CASE WHEN p_patch ? 'satisfied' THEN (p_patch->>'satisfied')::boolean
                          ELSE c.satisfied END,
         csat = coalesce((p_patch->>'score')::smallint, c.csat),
-        promise_due = coalesce((p_patch->>'due_at')::timestamptz, c.promise_due)
+        promise_due = coalesce((p_patch->>'due_at')::timestamptz, c.promise_due),
+        promise_at = CASE WHEN p_patch ? 'due_at' THEN now() ELSE c.promise_at END,
+        -- A promise is kept when the customer hears back: a solution, a
+        -- resolution, a rejection, their own feedback, or a note that records
+        -- contact with them ("customer_contact": true).
+        promise_kept_at = CASE
+            WHEN p_patch ? 'due_at' THEN NULL
+            WHEN c.promise_due IS NOT NULL AND c.promise_kept_at IS NULL AND EXISTS (
+                SELECT 1 FROM jsonb_array_elements(p_events) x(e)
+                WHERE x.e->>'type' IN ('case.solution_proposed', 'case.resolved',
+                                       'case.rejected', 'case.feedback', 'case.closed')
+                   OR (x.e->>'type' = 'case.noted'
+                       AND (x.e->'data'->>'customer_contact')::boolean))
+                THEN now()
+            ELSE c.promise_kept_at END
     WHERE c.case_id = p_case AND c.state = p_from
     RETURNING c.case_id, c.case_no INTO moved;
     IF NOT FOUND THEN
@@ -283,9 +302,9 @@ LANGUAGE sql STABLE AS $$
             'case_id', c.case_id, 'case_no', c.case_no, 'state', c.state,
             'priority', c.priority, 'category', c.category, 'department', c.department,
             'assignee', c.assignee, 'received_at', c.received_at,
-            'due_at', CASE WHEN c.acknowledged_at IS NULL
-                           THEN least(c.first_response_due, c.resolution_due, c.promise_due)
-                           ELSE least(c.resolution_due, c.promise_due) END) AS j
+            'due_at', least(CASE WHEN c.acknowledged_at IS NULL THEN c.first_response_due END,
+                            c.resolution_due,
+                            CASE WHEN c.promise_kept_at IS NULL THEN c.promise_due END)) AS j
         FROM open_cases c
     )
     SELECT jsonb_build_object(

@@ -31,7 +31,7 @@ typedef struct action_fields {
 
 static const action_fields_t FIELDS[] = {
     {"acknowledge", {{"comment", F_TEXT, false}}},
-    {"note", {{"note", F_TEXT, true}}},
+    {"note", {{"note", F_TEXT, true}, {"customer_contact", F_BOOL, false}}},
     {"assign", {{"assignee", F_PERSON, true}, {"department", F_DEPT, false},
                 {"comment", F_TEXT, false}}},
     {"reject", {{"reason", F_TEXT, true}}},
