@@ -25,10 +25,126 @@ ALTER TABLE cases
     ADD COLUMN escalation_level int NOT NULL DEFAULT 0,
     ADD COLUMN erased_at        timestamptz;  -- the customer's personal data was erased
 
--- Lists page by case_id (UUID v7: time order) within a filter.
-CREATE INDEX cases_state_page_idx ON cases (state, case_id);
-CREATE INDEX cases_department_page_idx ON cases (department, case_id);
+-- Lists filter by any department involved.
 CREATE INDEX cases_departments_idx ON cases USING gin (departments);
+
+-- Cases are listed in the order they became visible. case_id (UUID v7) is
+-- made when intake assembles a batch, and batches of different intakes
+-- commit in any order, so a page after case X could miss a case with a
+-- smaller id that committed later. received_seq is taken under the
+-- sequencer lock (7102) held to commit, so it grows in commit order: a
+-- reader that has seen N has seen every case numbered below N, and paging by
+-- it returns each case once. plaint_submit_batch now takes that lock before
+-- it stores the batch (it took it before writing the events): one intake
+-- connection per batch in flight already worked this way; intakes on
+-- several hosts now take turns.
+
+CREATE SEQUENCE case_order_seq;
+
+ALTER TABLE cases ADD COLUMN received_seq bigint;
+
+UPDATE cases c SET received_seq = e.seq
+FROM events e WHERE e.case_id = c.case_id AND e.type = 'case.received';
+UPDATE cases c SET received_seq = 0 WHERE received_seq IS NULL; -- not numbered yet: first
+SELECT setval('case_order_seq', greatest(coalesce((SELECT max(received_seq) FROM cases), 0), 1));
+
+ALTER TABLE cases ALTER COLUMN received_seq SET NOT NULL;
+CREATE INDEX cases_received_seq_idx ON cases (received_seq);
+CREATE INDEX cases_state_page_idx ON cases (state, received_seq);
+CREATE INDEX cases_department_page_idx ON cases (department, received_seq);
+
+CREATE OR REPLACE FUNCTION plaint_submit_batch(
+    p_case_id text[], p_source text[], p_external_id text[], p_message_id text[],
+    p_channel text[], p_customer_id text[], p_customer_name text[], p_customer_phone text[],
+    p_customer_email text[], p_customer_type text[], p_lang text[], p_subject text[],
+    p_body text[], p_demand text[], p_demand_type text[], p_target text[],
+    p_occurred_at text[], p_location text[], p_attachments text[], p_submission text[],
+    p_event_source text)
+RETURNS TABLE (idx int, case_id uuid, case_no text, duplicate boolean, seq bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    new_ids uuid[];
+    new_data jsonb[];
+    base bigint;
+BEGIN
+    -- Held until commit, from before the cases get their order numbers: no
+    -- other writer stores cases or numbers events until ours are visible, so
+    -- both kinds of number become visible in order.
+    PERFORM pg_advisory_xact_lock(7102, 1);
+    WITH input AS (
+        SELECT (r.ord - 1)::int AS idx, r.case_id::uuid AS case_id, r.source, r.external_id,
+               r.message_id, r.channel, r.customer_id, r.customer_name, r.customer_phone,
+               r.customer_email, coalesce(r.customer_type, 'individual') AS customer_type,
+               r.lang, r.subject, r.body, r.demand, r.demand_type, r.target::jsonb AS target,
+               r.occurred_at::timestamptz AS occurred_at, r.location,
+               r.attachments::jsonb AS attachments, r.submission::jsonb AS submission,
+               -- nextval in a select list runs once per row.
+               nextval('case_no_seq')::text AS n,
+               nextval('case_order_seq') AS o
+        FROM unnest(p_case_id, p_source, p_external_id, p_message_id, p_channel, p_customer_id,
+                    p_customer_name, p_customer_phone, p_customer_email, p_customer_type,
+                    p_lang, p_subject, p_body, p_demand, p_demand_type, p_target,
+                    p_occurred_at, p_location, p_attachments, p_submission)
+             WITH ORDINALITY AS r(case_id, source, external_id, message_id, channel,
+                    customer_id, customer_name, customer_phone, customer_email, customer_type,
+                    lang, subject, body, demand, demand_type, target, occurred_at, location,
+                    attachments, submission, ord)
+        ORDER BY r.ord
+    ), inserted AS (
+        INSERT INTO cases AS c (case_id, case_no, source, external_id, message_id, channel,
+            customer_id, customer_name, customer_phone, customer_email, customer_type, lang,
+            subject, body, demand, demand_type, target, occurred_at, location, attachments,
+            submission, received_seq)
+        SELECT i.case_id,
+               -- At least six digits; lpad alone would cut longer numbers.
+               'C-' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD') || '-'
+                    || lpad(i.n, greatest(6, length(i.n)), '0'),
+               i.source, i.external_id, i.message_id, i.channel, i.customer_id,
+               i.customer_name, i.customer_phone, i.customer_email, i.customer_type, i.lang,
+               i.subject, i.body, i.demand, i.demand_type, i.target, i.occurred_at,
+               i.location, i.attachments, i.submission, i.o
+        FROM input i
+        ON CONFLICT (source, external_id) DO NOTHING
+        RETURNING c.case_id, c.case_no, c.source, c.external_id, c.channel, c.customer_type,
+                  c.lang, c.received_at
+    )
+    SELECT array_agg(n.case_id ORDER BY n.case_no),
+           array_agg(jsonb_build_object('case_id', n.case_id, 'case_no', n.case_no,
+                   'state', 'received', 'channel', n.channel, 'source', n.source,
+                   'external_id', n.external_id, 'customer_type', n.customer_type,
+                   'lang', n.lang,
+                   'received_at', to_char(n.received_at AT TIME ZONE 'UTC',
+                                          'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                     ORDER BY n.case_no)
+    INTO new_ids, new_data
+    FROM inserted n;
+
+    IF new_ids IS NOT NULL THEN
+        SELECT coalesce(max(e.seq), 0) INTO base FROM events e;
+        INSERT INTO events (seq, type, case_id, source, data)
+        SELECT base + o.ord, 'case.received', o.id, p_event_source, o.data
+        FROM unnest(new_ids, new_data) WITH ORDINALITY AS o(id, data, ord);
+        PERFORM pg_notify('plaint_seq', '');
+    END IF;
+
+    -- A new statement, hence a new snapshot: it sees a conflicting case that a
+    -- concurrent transaction committed while our INSERT waited for it.
+    RETURN QUERY
+    SELECT (r.ord - 1)::int, c.case_id, c.case_no, c.case_id <> r.id::uuid,
+           CASE WHEN c.case_id = r.id::uuid
+                THEN base + array_position(new_ids, c.case_id) END
+    FROM unnest(p_case_id, p_source, p_external_id) WITH ORDINALITY AS r(id, source, ext, ord)
+    CROSS JOIN LATERAL (
+        SELECT k.case_id, k.case_no FROM cases k
+        WHERE r.ext IS NOT NULL AND k.source = r.source AND k.external_id = r.ext
+        UNION ALL
+        SELECT k.case_id, k.case_no FROM cases k
+        WHERE r.ext IS NULL AND k.case_id = r.id::uuid
+    ) c
+    ORDER BY r.ord;
+END
+$$;
+
 
 -- Whether a case's first-response or resolution deadline (or a promise) has
 -- passed while it still needs work.
@@ -64,7 +180,7 @@ CREATE FUNCTION plaint_case_summary(c cases) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'case_id', c.case_id, 'case_no', c.case_no, 'state', c.state,
-        'source', c.source, 'external_id', c.external_id, 'channel', c.channel,
+        'received_seq', c.received_seq, 'source', c.source, 'external_id', c.external_id, 'channel', c.channel,
         'customer', jsonb_strip_nulls(jsonb_build_object(
             'id', c.customer_id, 'name', c.customer_name, 'phone', c.customer_phone,
             'email', c.customer_email, 'type', c.customer_type, 'lang', c.lang)),
@@ -116,7 +232,17 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     moved record;
+    old record;
 BEGIN
+    -- The row is locked first, so what the events say was there before (the
+    -- previous assignee, the reopen count) is what this update replaced.
+    SELECT c.assignee, c.department, c.reopen_count INTO old
+    FROM cases c WHERE c.case_id = p_case AND c.state = p_from
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, k.state, k.case_no FROM cases k WHERE k.case_id = p_case;
+        RETURN;
+    END IF;
     UPDATE cases c SET
         state = p_to,
         updated_at = now(),
@@ -163,6 +289,14 @@ BEGIN
     INSERT INTO events (type, case_id, source, data)
     SELECT x.e->>'type', p_case, p_source,
            coalesce(x.e->'data', '{}'::jsonb)
+               || CASE x.e->>'type'
+                    WHEN 'case.assigned' THEN jsonb_build_object(
+                        'previous_assignee', old.assignee,
+                        'department', coalesce(x.e->'data'->>'department', old.department))
+                    WHEN 'case.reopened' THEN jsonb_build_object(
+                        'reopen_count', old.reopen_count + 1,
+                        'department', coalesce(x.e->'data'->>'department', old.department))
+                    ELSE '{}'::jsonb END
                || jsonb_build_object('case_id', p_case, 'case_no', moved.case_no, 'state', p_to)
     FROM jsonb_array_elements(p_events) WITH ORDINALITY AS x(e, ord)
     ORDER BY x.ord;

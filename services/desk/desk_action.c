@@ -223,6 +223,8 @@ static void check_actor(desk_action_t *a, const cJSON *body, const char *actor_d
                         pl_errlist_t *errs)
 {
     const cJSON *actor = cJSON_GetObjectItemCaseSensitive(body, "actor");
+    if (cJSON_IsNull(actor)) /* null is absent, as for every other field */
+        actor = NULL;
     if (!actor && actor_default) {
         snprintf(a->actor, sizeof a->actor, "%s", actor_default);
         return;
@@ -260,8 +262,17 @@ desk_action_t *desk_action_new(const cJSON *body, const char *actor_default, int
                                a->def->name);
             continue;
         }
-        if (check_field(f, v, now_ms, errs))
+        if (!check_field(f, v, now_ms, errs))
+            continue;
+        if (f->kind == F_TIME) { /* one form, UTC, whatever offset the client wrote */
+            int64_t at;
+            pl_err_t ignored;
+            char utc[PL_RFC3339_MAX];
+            (void)pl_time_parse(v->valuestring, &at, f->name, &ignored); /* checked above */
+            pl_json_add_str(a->values, f->name, pl_time_format(at, utc));
+        } else {
             pl_json_add(a->values, f->name, pl_json_dup(v));
+        }
     }
     if (errs->count + errs->dropped > before) {
         desk_action_destroy(&a);

@@ -45,19 +45,21 @@ static const char SQL_ACT[] = "SELECT done, state, case_no"
                               " FROM plaint_case_act($1::uuid, $2, $3, $4::jsonb, $5::jsonb, $6)";
 /* Filters are comma-separated lists ("P1,P2"); NULL = any. */
 static const char SQL_CASES[] =
-    "SELECT '[' || coalesce(string_agg(x.j::text, ',' ORDER BY x.case_id), '') || ']',"
-    "       (array_agg(x.case_id ORDER BY x.case_id DESC))[1]::text, count(*)"
-    " FROM (SELECT c.case_id, plaint_case_summary(c) AS j FROM cases c"
+    "SELECT '[' || coalesce(string_agg(x.j::text, ',' ORDER BY x.o), '') || ']',"
+    "       max(x.o)::text, count(*)"
+    " FROM (SELECT c.received_seq AS o, plaint_case_summary(c) AS j FROM cases c"
     "       WHERE ($1::text IS NULL OR c.state = ANY (string_to_array($1, ',')))"
     "         AND ($2::text IS NULL OR c.department = ANY (string_to_array($2, ','))"
     "              OR c.departments && string_to_array($2, ','))"
     "         AND ($3::text IS NULL OR c.priority = ANY (string_to_array($3, ',')))"
     "         AND ($4::text IS NULL OR c.category = ANY (string_to_array($4, ',')))"
     "         AND ($5::boolean IS NULL OR coalesce(plaint_case_overdue(c), false) = $5)"
-    "         AND ($6::uuid IS NULL OR c.case_id > $6::uuid)"
+    "         AND ($6::bigint IS NULL OR c.received_seq > $6::bigint)"
+    "         AND ($10::uuid IS NULL OR c.received_seq >"
+    "              (SELECT k.received_seq FROM cases k WHERE k.case_id = $10::uuid))"
     "         AND ($8::text IS NULL OR c.channel = ANY (string_to_array($8, ',')))"
-    "         AND ($9::text IS NULL OR c.assignee = $9)"
-    "       ORDER BY c.case_id LIMIT $7::int) x";
+    "         AND ($9::text IS NULL OR c.assignee = ANY (string_to_array($9, ',')))"
+    "       ORDER BY c.received_seq LIMIT $7::int) x";
 static const char SQL_STATS[] = "SELECT plaint_stats($1::timestamptz, $2::timestamptz, $3::text)";
 static const char SQL_DASHBOARD[] = "SELECT plaint_dashboard(interval '2 hours')";
 static const char SQL_ERASE[] =
@@ -116,6 +118,7 @@ typedef struct call {
     char state[32];
     char next[32];
     long limit; /* of a list */
+    int races;  /* lost to a concurrent change so far */
 } call_t;
 
 static call_t *call_new(desk_api_t *api, pl_http_req_t *req, route_t route)
@@ -369,6 +372,8 @@ static void answer_conflict(call_t *c, const char *state)
     answer_json(c, 409, &body);
 }
 
+static void decide(call_t *c, const char *state);
+
 static void on_acted(PGresult *res, const pl_err_t *err, void *arg)
 {
     call_t *c = arg;
@@ -381,7 +386,7 @@ static void on_acted(PGresult *res, const pl_err_t *err, void *arg)
         return;
     }
     if (strcmp(PQgetvalue(res, 0, 0), "t")) { /* someone else changed the state first */
-        answer_conflict(c, PQgetvalue(res, 0, 1));
+        decide(c, PQgetvalue(res, 0, 1));
         return;
     }
     pl_metric_inc(c->api->actions_done);
@@ -395,6 +400,38 @@ static void on_acted(PGresult *res, const pl_err_t *err, void *arg)
     pl_log_info("case action", "case_id", c->case_key, "action", desk_action_def(c->action)->name,
                 "state", c->next, "actor", desk_action_actor(c->action), NULL);
     answer_json(c, 200, &body);
+}
+
+/* Decides the action on the case's state and applies it: 409 when the state
+ * does not allow it. After a lost race it runs again on the state the winner
+ * left, a few times at most, so a note that raced an acknowledge still lands. */
+#define RACES_MAX 5
+
+static void decide(call_t *c, const char *state)
+{
+    if (state != c->state) /* copying a buffer onto itself is undefined */
+        snprintf(c->state, sizeof c->state, "%s", state);
+    const char *next = desk_action_next(c->action, c->state);
+    if (!next || c->races++ >= RACES_MAX) {
+        answer_conflict(c, c->state);
+        return;
+    }
+    snprintf(c->next, sizeof c->next, "%s", next);
+    cJSON *patch = desk_action_patch(c->action);
+    /* The previous assignee, department and reopen count in the events come
+     * from the row plaint_case_act locks, not from here. */
+    cJSON *events = desk_action_events(c->action, NULL, NULL, 0);
+    char *patch_text = pl_json_print(patch);
+    char *events_text = pl_json_print(events);
+    cJSON_Delete(patch);
+    cJSON_Delete(events);
+    const char *params[] = {c->case_key, c->state, c->next, patch_text, events_text,
+                            c->api->opts.source};
+    int rc = desk_db_exec(c->api->opts.db, "act", 6, params, on_acted, c);
+    pl_free(patch_text);
+    pl_free(events_text);
+    if (rc < 0)
+        answer_unavailable(c);
 }
 
 static void on_state(PGresult *res, const pl_err_t *err, void *arg)
@@ -422,28 +459,7 @@ static void on_state(PGresult *res, const pl_err_t *err, void *arg)
         answer_error(c, 403, "forbidden", "this case is not one of your department's cases", NULL);
         return;
     }
-    const char *next = desk_action_next(c->action, c->state);
-    if (!next) {
-        answer_conflict(c, c->state);
-        return;
-    }
-    snprintf(c->next, sizeof c->next, "%s", next);
-    const char *assignee = PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3);
-    const char *dept = PQgetisnull(res, 0, 4) ? NULL : PQgetvalue(res, 0, 4);
-    int reopens = atoi(PQgetvalue(res, 0, 5));
-    cJSON *patch = desk_action_patch(c->action);
-    cJSON *events = desk_action_events(c->action, assignee, dept, reopens);
-    char *patch_text = pl_json_print(patch);
-    char *events_text = pl_json_print(events);
-    cJSON_Delete(patch);
-    cJSON_Delete(events);
-    const char *params[] = {c->case_key, c->state, c->next, patch_text, events_text,
-                            c->api->opts.source};
-    int rc = desk_db_exec(c->api->opts.db, "act", 6, params, on_acted, c);
-    pl_free(patch_text);
-    pl_free(events_text);
-    if (rc < 0)
-        answer_unavailable(c);
+    decide(c, c->state);
 }
 
 static void post_action(call_t *c, const char *key)
@@ -546,6 +562,18 @@ static int64_t query_int(pl_http_req_t *req, const char *name, int64_t fallback,
     return n;
 }
 
+/* A list cursor: the received_seq of the last case of a page (digits). */
+static bool cursor_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 18)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
 static void on_cases(PGresult *res, const pl_err_t *err, void *arg)
 {
     call_t *c = arg;
@@ -599,9 +627,13 @@ static void on_cases_list(pl_http_req_t *req, void *arg)
                            "an agent lists only the cases of their own department");
         p_dept = c->who->department;
     }
-    if (p_after && !pl_uuid_valid(p_after))
+    /* The cursor "next" gave, or the case_id of the last case seen. */
+    const char *p_after_id = p_after && pl_uuid_valid(p_after) ? p_after : NULL;
+    if (p_after_id)
+        p_after = NULL;
+    else if (p_after && !cursor_ok(p_after))
         pl_errlist_add(&errs, PL_EINVAL, "after",
-                       "after must be the \"next\" cursor of the previous page (a case_id)");
+                       "after must be the \"next\" cursor of the previous page, or a case_id");
     if (p_overdue && strcmp(p_overdue, "true") && strcmp(p_overdue, "false"))
         pl_errlist_add(&errs, PL_EINVAL, "overdue", "overdue must be true or false");
     if (errs.count) {
@@ -615,8 +647,8 @@ static void on_cases_list(pl_http_req_t *req, void *arg)
     char l[24];
     snprintf(l, sizeof l, "%lld", (long long)limit);
     const char *params[] = {p_state, p_dept, p_prio, p_cat, p_overdue, p_after, l,
-                            p_channel, p_assignee};
-    if (desk_db_exec(api->opts.db, "cases", 9, params, on_cases, c) < 0)
+                            p_channel, p_assignee, p_after_id};
+    if (desk_db_exec(api->opts.db, "cases", 10, params, on_cases, c) < 0)
         answer_unavailable(c);
 }
 

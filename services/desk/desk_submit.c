@@ -160,7 +160,10 @@ desk_submit_t *desk_submit_new(uv_loop_t *loop, void *zctx, const char *endpoint
     desk_submit_t *s = pl_calloc(1, sizeof *s);
     s->timeout_ms = timeout_ms;
     s->sock = pl_sock_new(loop, zctx, ZMQ_DEALER, err);
+    /* ZMQ_IMMEDIATE: with intake away, a submission is refused now (503)
+     * instead of waiting in a queue and being stored after its 503. */
     if (!s->sock || pl_sock_set_int(s->sock, ZMQ_SNDHWM, 10000, err) < 0 ||
+        pl_sock_set_int(s->sock, ZMQ_IMMEDIATE, 1, err) < 0 ||
         pl_sock_connect(s->sock, endpoint, err) < 0 ||
         pl_sock_start(s->sock, on_reply, s, err) < 0) {
         desk_submit_destroy(&s);

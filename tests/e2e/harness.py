@@ -13,6 +13,8 @@ Used by tests/e2e/test_*.py through the fixtures in conftest.py. What it provide
 - PrivatePostgres: a PostgreSQL cluster of one test's own (initdb, start, stop), for tests that
   stop or pause the database.
 - validate(message, schema_name), validate_event(event): JSON Schema checks against proto/schemas.
+- Plaint.start_desk() and http(addr, method, path, body): plaint-desk on a fresh PLAINT_HTTP_ADDR,
+  and one HTTP request to it (any status returned as an HttpResponse, never through a proxy).
 
 Every timeout a caller passes to this module (wait_until, wait_log, submit, send_raw,
 receive_events, ctl, wait_exit) is scaled by the multiplier here; Daemon.stop(timeout=10) is
@@ -798,6 +800,15 @@ class Plaint:
                 return False
 
         wait_until(healthy, 15, f"plaint-desk on {addr} did not answer GET /healthz with 200")
+        return d
+
+    def start_watchdog(self, wait=True, **extra):
+        """Starts plaint-sla-watchdog (its metrics on d.metrics_addr) and, unless wait=False,
+        waits until it logs "clocks loaded": every open case's clocks are in memory and it
+        follows the event log from then on."""
+        d = self.start_daemon("plaint-sla-watchdog", **extra)
+        if wait:
+            d.wait_log('"msg":"clocks loaded"', 15)
         return d
 
 
