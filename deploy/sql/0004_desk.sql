@@ -547,6 +547,8 @@ BEGIN
                               'pseudonym', p_pseudonym, 'state', c.state)
     FROM cases c WHERE c.case_id IN (SELECT id FROM erase_targets)
     ORDER BY c.case_id;
+    -- The notification outbox (0007) holds addresses and rendered texts.
+    PERFORM plaint_erase_outbox(ARRAY(SELECT id FROM erase_targets));
     PERFORM pg_notify('plaint_events', '');
     RETURN QUERY SELECT c.case_id, c.case_no FROM cases c
                  WHERE c.case_id IN (SELECT id FROM erase_targets) ORDER BY c.case_id;
