@@ -262,6 +262,8 @@ static int map_file(clf_model_t *m, const char *path, pl_err_t *err)
         }
     }
     close(fd);
+    if (rc != 0) /* the header promises a hint for every failure */
+        (void)pl_err_hint(err, "%s", HINT_RETRAIN);
     return rc;
 }
 
@@ -462,11 +464,11 @@ struct clf_trainer {
 void clf_train_opts_default(clf_train_opts_t *o)
 {
     clf_text_opts_default(&o->text);
-    o->epochs = 10;
+    o->epochs = 20;
     o->seed = 1;
-    o->learning_rate = 0.5f;
+    o->learning_rate = 1.0f;
     o->l2 = 1e-5f;
-    o->balance = 0.5f;
+    o->balance = 0.75f;
     o->min_df = 1;
 }
 
@@ -594,7 +596,8 @@ int clf_trainer_add(clf_trainer_t *t, const char *text, size_t len,
         t->feat_cap = (t->nfeats + n) * 2;
         t->feats = pl_realloc(t->feats, t->feat_cap * sizeof *t->feats);
     }
-    memcpy(t->feats + t->nfeats, f, n * sizeof *f);
+    if (n) /* an empty first text leaves both pointers NULL: memcpy must not get them */
+        memcpy(t->feats + t->nfeats, f, n * sizeof *f);
     t->nfeats += n;
     for (size_t i = 0; i < n; i++)
         t->df[f[i].index]++;
@@ -744,17 +747,36 @@ static float *class_weights(const clf_trainer_t *t, const built_t *b)
     return cw;
 }
 
+/* Averaged SGD on the regularised objective: the class-weighted log loss of
+ * every head a text is labelled for, plus l2 / 2 * |W|^2 per update on every
+ * weight (not only the weights of the text's features: those of rare n-grams
+ * would otherwise grow unchecked and the model would learn its training texts
+ * by heart). The decay of all weights is one scale factor (W = scale * V), so
+ * a step costs the text's features only. The step size falls as
+ * lr / (1 + lr * l2 * t)^0.75, and the model is the average of the weights at
+ * the end of each epoch after the first, which is steadier than the last. */
 typedef struct sgd {
     const clf_trainer_t *t;
     built_t *b;
-    float *g2;      /* AdaGrad: sum of squared gradients per weight */
-    float *bias_g2; /* ... per bias */
-    float *cw;      /* class weights per column */
-    float *s;       /* scores, then gradients, per column */
+    float *v;        /* the weights divided by scale, [rows][cols] */
+    double scale;
+    float *cw;       /* class weights per column */
+    float *s;        /* scores, then gradients, per column */
     uint8_t *active; /* columns of the heads this text is labelled for */
+    uint64_t steps;
 } sgd_t;
 
-/* One AdaGrad step on text d for every head it is labelled for. */
+#define SCALE_MIN 1e-6 /* below it the scale is folded into the weights */
+
+static void fold_scale(sgd_t *g, size_t cells)
+{
+    float f = (float)g->scale;
+    for (size_t i = 0; i < cells; i++)
+        g->v[i] *= f;
+    g->scale = 1.0;
+}
+
+/* One step on text d for every head it is labelled for. */
 static void sgd_step(sgd_t *g, size_t d)
 {
     const clf_trainer_t *t = g->t;
@@ -762,13 +784,17 @@ static void sgd_step(sgd_t *g, size_t d)
     const size_t cols = b->ncols;
     const clf_feat_t *f = t->feats + t->start[d];
     size_t n = t->start[d + 1] - t->start[d];
+    const float lr = t->o.learning_rate, l2 = t->o.l2;
+    const double eta = lr / pow(1.0 + (double)lr * l2 * (double)g->steps++, 0.75);
     for (size_t c = 0; c < cols; c++)
-        g->s[c] = b->bias[c];
+        g->s[c] = 0.0f;
     for (size_t i = 0; i < n; i++) {
-        const float *w = b->weights + (size_t)f[i].index * cols;
+        const float *w = g->v + (size_t)f[i].index * cols;
         for (size_t c = 0; c < cols; c++)
             g->s[c] += f[i].value * w[c];
     }
+    for (size_t c = 0; c < cols; c++)
+        g->s[c] = b->bias[c] + (float)g->scale * g->s[c];
     memset(g->active, 0, cols);
     for (int k = 0; k < CLF_NHEADS; k++) {
         int y = t->labels[d][k];
@@ -782,23 +808,23 @@ static void sgd_step(sgd_t *g, size_t d)
             g->active[off + c] = 1;
         }
     }
-    const float lr = t->o.learning_rate, l2 = t->o.l2;
-    for (size_t c = 0; c < cols; c++) {
-        if (!g->active[c])
-            continue;
-        g->bias_g2[c] += g->s[c] * g->s[c];
-        b->bias[c] -= lr * g->s[c] / sqrtf(g->bias_g2[c] + 1e-8f);
+    /* W <- (1 - eta * l2) W - eta * gradient */
+    if (l2 > 0.0f) {
+        g->scale *= 1.0 - eta * l2 < 0.5 ? 0.5 : 1.0 - eta * l2;
+        if (g->scale < SCALE_MIN)
+            fold_scale(g, (size_t)b->nrows * cols);
     }
+    for (size_t c = 0; c < cols; c++)
+        if (g->active[c])
+            b->bias[c] -= (float)eta * g->s[c];
+    const float step = (float)(eta / g->scale);
+    for (size_t c = 0; c < cols; c++)
+        g->s[c] = g->active[c] ? step * g->s[c] : 0.0f;
     for (size_t i = 0; i < n; i++) {
-        float *w = b->weights + (size_t)f[i].index * cols;
-        float *acc = g->g2 + (size_t)f[i].index * cols;
-        for (size_t c = 0; c < cols; c++) {
-            if (!g->active[c])
-                continue;
-            float grad = g->s[c] * f[i].value + l2 * w[c];
-            acc[c] += grad * grad;
-            w[c] -= lr * grad / sqrtf(acc[c] + 1e-8f);
-        }
+        float *w = g->v + (size_t)f[i].index * cols;
+        const float x = f[i].value;
+        for (size_t c = 0; c < cols; c++)
+            w[c] -= g->s[c] * x;
     }
 }
 
@@ -807,9 +833,11 @@ static void train(const clf_trainer_t *t, built_t *b)
     size_t cells = (size_t)b->nrows * b->ncols;
     b->weights = pl_calloc(cells ? cells : 1, sizeof *b->weights);
     b->bias = pl_calloc(b->ncols, sizeof *b->bias);
-    sgd_t g = {t, b, pl_calloc(cells ? cells : 1, sizeof(float)),
-               pl_calloc(b->ncols, sizeof(float)), class_weights(t, b),
-               pl_malloc(b->ncols * sizeof(float)), pl_malloc(b->ncols)};
+    sgd_t g = {t, b, pl_calloc(cells ? cells : 1, sizeof(float)), 1.0, class_weights(t, b),
+               pl_malloc(b->ncols * sizeof(float)), pl_malloc(b->ncols), 0};
+    /* the running sums of the averaged weights (b->weights) and biases */
+    double *bias_sum = pl_calloc(b->ncols, sizeof *bias_sum);
+    unsigned averaged = 0;
     size_t *order = pl_malloc((t->ntexts ? t->ntexts : 1) * sizeof *order);
     for (size_t i = 0; i < t->ntexts; i++)
         order[i] = i;
@@ -823,10 +851,23 @@ static void train(const clf_trainer_t *t, built_t *b)
         }
         for (size_t i = 0; i < t->ntexts; i++)
             sgd_step(&g, order[i]);
+        if (e == 0 && t->o.epochs > 1)
+            continue; /* the first epoch's weights are still far off: not averaged */
+        const float scale = (float)g.scale;
+        for (size_t i = 0; i < cells; i++)
+            b->weights[i] += scale * g.v[i];
+        for (size_t c = 0; c < b->ncols; c++)
+            bias_sum[c] += b->bias[c];
+        averaged++;
     }
+    const float inv = averaged ? 1.0f / (float)averaged : 0.0f;
+    for (size_t i = 0; i < cells; i++)
+        b->weights[i] *= inv;
+    for (size_t c = 0; c < b->ncols; c++)
+        b->bias[c] = averaged ? (float)(bias_sum[c] / averaged) : 0.0f;
+    pl_free(bias_sum);
     pl_free(order);
-    pl_free(g.g2);
-    pl_free(g.bias_g2);
+    pl_free(g.v);
     pl_free(g.cw);
     pl_free(g.s);
     pl_free(g.active);
@@ -931,7 +972,9 @@ int clf_trainer_finish(clf_trainer_t *t, const char *path, pl_err_t *err)
         return pl_err_set(err, PL_ECONFLICT, NULL, "the trainer has already written its model");
     if (t->ntexts == 0) {
         pl_err_set(err, PL_EINVAL, NULL, "no labelled texts to train \"%s\" on", path);
-        return pl_err_hint(err, "Give training lines with a category, priority or sentiment.");
+        /* not pl_err_hint's result: without err it is PL_EINTERNAL */
+        (void)pl_err_hint(err, "Give training lines with a category, priority or sentiment.");
+        return PL_EINVAL;
     }
     built_t b = {0};
     make_rows(t, &b);

@@ -6,8 +6,9 @@
  * set of hashed n-gram features (clf_text). A text becomes a TF-IDF vector
  * (sublinear tf 1 + ln tf, the idf stored in the model, L2-normalised; buckets
  * never seen in training are dropped, as a fitted vocabulary would), and each
- * head is a multinomial logistic regression (softmax) on it, trained with
- * AdaGrad and L2 over shuffled epochs from a fixed seed, so the same data and
+ * head is a multinomial logistic regression (softmax) on it, trained by
+ * averaged SGD on the class-weighted log loss with an L2 penalty on every
+ * weight, over shuffled epochs from a fixed seed, so the same data and
  * options give the same file. Its probabilities are what the classifier uses
  * to send low-confidence cases to triage.
  *
@@ -106,8 +107,8 @@ typedef struct clf_train_opts {
     clf_text_opts_t text;
     unsigned epochs;     /* passes over the data, 1..1000 */
     uint64_t seed;       /* shuffling */
-    float learning_rate; /* AdaGrad's base rate, > 0 */
-    float l2;            /* L2 penalty per update, >= 0 */
+    float learning_rate; /* SGD's first step size (it falls as lr / (1 + lr l2 t)^0.75), > 0 */
+    float l2;            /* L2 penalty per update, on every weight, >= 0 */
     float balance;       /* class weights (n / (k * n_class))^balance: 0 none .. 1 balanced */
     unsigned min_df;     /* a bucket in fewer training texts gets no row; >= 1 */
 } clf_train_opts_t;

@@ -118,7 +118,7 @@ void clf_text_opts_default(clf_text_opts_t *opts)
         .char_min = 2,
         .char_max = 4,
         .cjk_ngram_max = 2,
-        .flags = CLF_TEXT_EMOJI | CLF_TEXT_PUNCT,
+        .flags = CLF_TEXT_EMOJI | CLF_TEXT_PUNCT | CLF_TEXT_CJK_PUNCT,
     };
 }
 
@@ -463,6 +463,10 @@ static void start_word(ctx_t *c)
     c->win = ' ';
     c->win2 = 0;
     c->plen = 1;
+    /* push_char only emits n-grams that end in a pushed character, so the leading pad's
+     * 1-gram needs its own: char_wb counts " " twice for " ab " */
+    if (c->o->char_max && c->o->char_min == 1)
+        emit(c, gram_key(c->win, c->win2, 1), SEED_CHAR);
 }
 
 static inline void word_char(ctx_t *c, uint32_t norm)
@@ -524,13 +528,36 @@ static void cjk_char(ctx_t *c, uint32_t cp)
         emit(c, c->cjk & ((1ULL << 63) - 1), SEED_CJK);
 }
 
+/* The punctuation CLF_TEXT_CJK_PUNCT keeps in a CJK run, full-width forms
+ * folded to ASCII; 0 for anything else. */
+static uint32_t cjk_punct(uint32_t cp)
+{
+    if (cp >= 0xFF01 && cp <= 0xFF5E)
+        cp -= 0xFEE0;
+    switch (cp) {
+    case ',': case '.': case '!': case '?': case ';': case ':': case '~': case '(': case ')':
+    case '"': case '\'': case '-':
+    case 0x00B7: case 0x2014: case 0x2018: case 0x2019: case 0x201C: case 0x201D:
+    case 0x2026: case 0x3001: case 0x3002: case 0x300A: case 0x300B: case 0x300C:
+    case 0x300D: case 0x3010: case 0x3011:
+        return cp;
+    default:
+        return 0;
+    }
+}
+
 /* Everything but letters and digits (which word_char takes directly). */
 static void step_other(ctx_t *c, cls_t k, uint32_t cp)
 {
     if (k == C_SKIP)
         return;
     end_word(c);
-    if (k != C_CJK)
+    /* punctuation after a CJK character stays in the run (CLF_TEXT_CJK_PUNCT) */
+    uint32_t joins = c->cjk_len && (c->o->flags & CLF_TEXT_CJK_PUNCT) &&
+                             (k == C_SEP || k == C_BANG || k == C_QUEST)
+                         ? cjk_punct(cp)
+                         : 0;
+    if (k != C_CJK && !joins)
         c->cjk_len = 0;
     if (k != c->punct)
         end_punct(c);
@@ -550,6 +577,8 @@ static void step_other(ctx_t *c, cls_t k, uint32_t cp)
     default:
         break;
     }
+    if (joins)
+        cjk_char(c, joins);
 }
 
 static inline void step_word(ctx_t *c, uint32_t norm, unsigned up, unsigned low)

@@ -8,7 +8,9 @@
  *   bigrams and character n-grams of the word padded with a space on each
  *   side (like scikit-learn's char_wb analyzer);
  * - CJK runs (Han, kana, hangul): character unigrams, bigrams and optionally
- *   trigrams inside the run;
+ *   trigrams inside the run; optionally (CLF_TEXT_CJK_PUNCT) punctuation that
+ *   follows a CJK character stays in the run, so that the n-grams see it
+ *   ("了！", "，但", "。。"): in Chinese reviews it carries much of the tone;
  * - each emoji, and runs of "!" / "！" and "?" / "？" by length (1, 2, 3+);
  * - optionally a feature for a shouted (all upper-case) word.
  * Everything else, and every byte that is not valid UTF-8, separates. Full-
@@ -40,7 +42,10 @@ enum {
     CLF_TEXT_EMOJI = 1 << 0, /* each emoji is a feature */
     CLF_TEXT_PUNCT = 1 << 1, /* runs of ! and ? by length */
     CLF_TEXT_CAPS = 1 << 2,  /* a word of 3+ letters all in upper case */
-    CLF_TEXT_ALL_FLAGS = CLF_TEXT_EMOJI | CLF_TEXT_PUNCT | CLF_TEXT_CAPS,
+    CLF_TEXT_CJK_PUNCT = 1 << 3, /* punctuation right after a CJK character joins the run:
+                                  * , . ! ? ; : ~ ( ) " ' - (full-width folded to these),
+                                  * 、 。 … — · ‘ ’ “ ” 《 》 「 」 【 】 */
+    CLF_TEXT_ALL_FLAGS = CLF_TEXT_EMOJI | CLF_TEXT_PUNCT | CLF_TEXT_CAPS | CLF_TEXT_CJK_PUNCT,
 };
 
 /* How features are made; stored in the model so that prediction uses the

@@ -11,7 +11,8 @@
  * With --rules, the domain rules (clf_rules) run over every text too, and the
  * priority the daemon would decide (clf_rules_priority: the model's priority
  * lifted by the rules' raises and floors) is measured as one more table, with
- * what the rules alone flag P1.
+ * what the rules alone flag P1, and so is the decided sentiment (angry when
+ * the rules' anger cues fire).
  * Trusts nothing in the files (bad lines are reported as train does); owns
  * the texts it read and the model it loaded.
  */
@@ -49,10 +50,12 @@ const char CTL_EVAL_DETAILS[] =
     "                  deploy/config) and measure the final priority, the model's\n"
     "                  combined with the rules' floors and raises as plaint-classifier\n"
     "                  decides it (no repeat lookup; customer type individual), and\n"
-    "                  P1 by the rules alone; then the rules' documents per second\n"
+    "                  P1 by the rules alone, the sentiment decided (angry when\n"
+    "                  the rules' anger cues fire), and the rules' documents per\n"
+    "                  second\n"
     "\n"
-    "Exit status: 0 done; 64 bad usage; 65 bad lines; 1 the model or a file could\n"
-    "not be read.\n";
+    "Exit status: 0 done; 64 bad usage; 65 bad lines; 78 bad rules config; 1 the\n"
+    "model or a file could not be read.\n";
 
 typedef struct item {
     char *text;
@@ -61,6 +64,7 @@ typedef struct item {
     int pred[CLF_NHEADS];  /* model label index, -1 when the head is absent */
     int final_pri;         /* with --rules: 1..3, the decided P1..P3 */
     int rules_floor;       /* with --rules: 1..3, the rules' floor alone */
+    int final_sent;        /* with --rules: the decided sentiment (model label index) */
 } item_t;
 
 typedef struct unknown_set {
@@ -169,6 +173,17 @@ static int guess_index(const clf_model_t *m, int head, const char *label)
     return -1;
 }
 
+/* The index of label in a head of the model, or -1. */
+static int guess_index_named(const clf_model_t *m, int head, const char *label)
+{
+    const char *const *labels;
+    size_t k = clf_model_labels(m, (clf_head_t)head, &labels);
+    for (size_t i = 0; i < k; i++)
+        if (!strcmp(labels[i], label))
+            return (int)i;
+    return -1;
+}
+
 /* 1..3 for "P1".."P3", else 0. */
 static int priority_level(const char *label)
 {
@@ -183,6 +198,7 @@ static void decide_all(eval_t *e)
 {
     const char *const *labels;
     size_t k = clf_model_labels(e->m, CLF_HEAD_PRIORITY, &labels);
+    int angry = guess_index_named(e->m, CLF_HEAD_SENTIMENT, "angry");
     clf_verdict_t v;
     for (size_t i = 0; i < e->n; i++) {
         item_t *it = &e->items[i];
@@ -192,6 +208,7 @@ static void decide_all(eval_t *e)
         const char *model = k && p >= 0 ? labels[p] : NULL;
         it->final_pri = priority_level(clf_rules_priority(model, &v, 0));
         it->rules_floor = v.floor;
+        it->final_sent = v.angry && angry >= 0 ? angry : it->pred[CLF_HEAD_SENTIMENT];
     }
     double t0 = now_s(), t = t0;
     size_t done = 0;
@@ -234,31 +251,110 @@ static void predict_all(eval_t *e)
 
 typedef struct head_stats {
     size_t n, correct, unknown;
-    size_t rows, cols; /* rows = model labels + unknown labels; cols = model labels */
-    size_t *conf;      /* rows x cols */
-    size_t *support;   /* per row: lines with that true label */
+    size_t rows, cols;  /* rows = predictable labels + unknown labels; cols = predictable */
+    size_t *conf;       /* rows x cols */
+    size_t *support;    /* per row: lines with that true label */
+    const char **names; /* per row: its label (borrowed) */
     double accuracy, macro_f1;
 } head_stats_t;
+
+static const char *row_label(const eval_t *e, int k, size_t c)
+{
+    const char *const *labels;
+    size_t cols = clf_model_labels(e->m, (clf_head_t)k, &labels);
+    return c < cols ? labels[c] : e->unknown[k].names[c - cols];
+}
+
+static void stats_alloc(head_stats_t *h, size_t rows, size_t cols)
+{
+    h->rows = rows;
+    h->cols = cols;
+    h->conf = pl_calloc(rows * (cols ? cols : 1), sizeof *h->conf);
+    h->support = pl_calloc(rows ? rows : 1, sizeof *h->support);
+    h->names = pl_calloc(rows ? rows : 1, sizeof *h->names);
+}
+
+static void stats_free(head_stats_t *h)
+{
+    pl_free(h->conf);
+    pl_free(h->support);
+    pl_free(h->names);
+}
+
+/* Counts one line whose true row is truth (< rows) and predicted column pred
+ * (-1 = none). */
+static void stats_add(head_stats_t *h, size_t truth, int pred)
+{
+    h->n++;
+    h->support[truth]++;
+    if (truth >= h->cols)
+        h->unknown++;
+    if (pred >= 0)
+        h->conf[truth * h->cols + (size_t)pred]++;
+    if (pred >= 0 && (size_t)pred == truth)
+        h->correct++;
+}
 
 static void head_compute(const eval_t *e, int k, head_stats_t *h)
 {
     const char *const *labels;
-    h->cols = clf_model_labels(e->m, (clf_head_t)k, &labels);
-    h->rows = h->cols + e->unknown[k].n;
-    h->conf = pl_calloc(h->rows * (h->cols ? h->cols : 1), sizeof *h->conf);
-    h->support = pl_calloc(h->rows ? h->rows : 1, sizeof *h->support);
+    size_t cols = clf_model_labels(e->m, (clf_head_t)k, &labels);
+    stats_alloc(h, cols + e->unknown[k].n, cols);
+    for (size_t c = 0; c < h->rows; c++)
+        h->names[c] = row_label(e, k, c);
     for (size_t i = 0; i < e->n; i++) {
         const item_t *it = &e->items[i];
-        if (it->truth[k] < 0)
-            continue;
-        h->n++;
-        h->support[it->truth[k]]++;
-        if ((size_t)it->truth[k] >= h->cols)
-            h->unknown++;
-        if (it->pred[k] >= 0)
-            h->conf[(size_t)it->truth[k] * h->cols + (size_t)it->pred[k]]++;
-        if (it->pred[k] == it->truth[k])
-            h->correct++;
+        if (it->truth[k] >= 0)
+            stats_add(h, (size_t)it->truth[k], it->pred[k]);
+    }
+    h->accuracy = h->n ? (double)h->correct / (double)h->n : 0.0;
+}
+
+static const char *const PRIORITY_NAMES[3] = {"P1", "P2", "P3"};
+
+/* The decided priority (--rules) against the priority labels: columns P1..P3,
+ * then a row for every other label in the files (counted wrong). */
+static void decision_compute(const eval_t *e, head_stats_t *h)
+{
+    const int k = CLF_HEAD_PRIORITY;
+    const char *const *labels;
+    size_t model_labels = clf_model_labels(e->m, (clf_head_t)k, &labels);
+    size_t all = model_labels + e->unknown[k].n, other = 0;
+    for (size_t c = 0; c < all; c++)
+        other += !priority_level(row_label(e, k, c));
+    stats_alloc(h, 3 + other, 3);
+    for (size_t c = 0; c < 3; c++)
+        h->names[c] = PRIORITY_NAMES[c];
+    size_t *row_of = pl_calloc(all ? all : 1, sizeof *row_of);
+    for (size_t c = 0, next = 3; c < all; c++) {
+        int level = priority_level(row_label(e, k, c));
+        row_of[c] = level ? (size_t)level - 1 : next;
+        if (!level)
+            h->names[next++] = row_label(e, k, c);
+    }
+    for (size_t i = 0; i < e->n; i++) {
+        const item_t *it = &e->items[i];
+        if (it->truth[k] >= 0)
+            stats_add(h, row_of[it->truth[k]], it->final_pri ? it->final_pri - 1 : -1);
+    }
+    pl_free(row_of);
+    h->accuracy = h->n ? (double)h->correct / (double)h->n : 0.0;
+}
+
+/* The decided sentiment (--rules): the model's, or angry when the rules'
+ * anger cues fire, as plaint-classifier decides it (there positive and
+ * neutral then read as calm); rows and columns as the sentiment head's. */
+static void decision_sentiment_compute(const eval_t *e, head_stats_t *h)
+{
+    const int k = CLF_HEAD_SENTIMENT;
+    head_compute(e, k, h);
+    memset(h->conf, 0, h->rows * (h->cols ? h->cols : 1) * sizeof *h->conf);
+    memset(h->support, 0, h->rows * sizeof *h->support);
+    h->n = h->correct = h->unknown = 0;
+    for (size_t i = 0; i < e->n; i++) {
+        const item_t *it = &e->items[i];
+        if (it->truth[k] >= 0)
+            stats_add(h, (size_t)it->truth[k], it->final_sent);
     }
     h->accuracy = h->n ? (double)h->correct / (double)h->n : 0.0;
 }
@@ -291,29 +387,49 @@ static void head_macro(head_stats_t *h)
     h->macro_f1 = counted ? sum / (double)counted : 0.0;
 }
 
-static const char *row_label(const eval_t *e, int k, size_t c)
+/* What the rules alone flag P1 (a floor of P1), against the P1 labels. */
+typedef struct rules_p1 {
+    size_t labelled, flagged, both, labelled_non_p1, flagged_non_p1;
+} rules_p1_t;
+
+static void rules_p1_compute(const eval_t *e, rules_p1_t *r)
 {
-    const char *const *labels;
-    size_t cols = clf_model_labels(e->m, (clf_head_t)k, &labels);
-    return c < cols ? labels[c] : e->unknown[k].names[c - cols];
+    const int k = CLF_HEAD_PRIORITY;
+    *r = (rules_p1_t){0};
+    for (size_t i = 0; i < e->n; i++) {
+        const item_t *it = &e->items[i];
+        if (it->truth[k] < 0)
+            continue;
+        int gold = priority_level(row_label(e, k, (size_t)it->truth[k])) == 1;
+        int got = it->rules_floor == 1;
+        r->labelled += gold;
+        r->flagged += got;
+        r->both += gold && got;
+        r->labelled_non_p1 += !gold;
+        r->flagged_non_p1 += !gold && got;
+    }
+}
+
+static double ratio(size_t a, size_t b)
+{
+    return b ? (double)a / (double)b : 0.0;
 }
 
 /* ---- output ---- */
 
-static void print_head(const eval_t *e, int k, const head_stats_t *h)
+static void print_head(const char *title, const head_stats_t *h)
 {
-    printf("\n%s: n %zu, accuracy %.4f, macro-F1 %.4f", clf_head_name((clf_head_t)k), h->n,
-           h->accuracy, h->macro_f1);
+    printf("\n%s: n %zu, accuracy %.4f, macro-F1 %.4f", title, h->n, h->accuracy, h->macro_f1);
     if (h->unknown)
         printf(", %zu with a label the model does not know (counted wrong)", h->unknown);
     if (!h->cols)
-        printf(" (the model has no %s head)", clf_head_name((clf_head_t)k));
+        printf(" (the model has no %s head)", title);
     printf("\n  %-3s %-24s %9s %9s %9s %8s\n", "", "class", "precision", "recall", "f1",
            "support");
     for (size_t c = 0; c < h->rows; c++) {
         double p, r, f1;
         (void)class_stats(h, c, &p, &r, &f1); /* listed whether or not it counts */
-        printf("  %-3zu %-24s %9.4f %9.4f %9.4f %8zu%s\n", c, row_label(e, k, c), p, r, f1,
+        printf("  %-3zu %-24s %9.4f %9.4f %9.4f %8zu%s\n", c, h->names[c], p, r, f1,
                h->support[c], c >= h->cols ? "  (unknown to the model)" : "");
     }
     if (!h->cols)
@@ -323,14 +439,14 @@ static void print_head(const eval_t *e, int k, const head_stats_t *h)
         printf(" %6zu", j);
     printf("\n");
     for (size_t c = 0; c < h->rows; c++) {
-        printf("  %-3zu %-24.24s", c, row_label(e, k, c));
+        printf("  %-3zu %-24.24s", c, h->names[c]);
         for (size_t j = 0; j < h->cols; j++)
             printf(" %6zu", h->conf[c * h->cols + j]);
         printf("\n");
     }
 }
 
-static cJSON *head_json(const eval_t *e, int k, const head_stats_t *h)
+static cJSON *head_json(const head_stats_t *h)
 {
     cJSON *o = pl_json_must(cJSON_CreateObject());
     pl_json_add_num(o, "n", (double)h->n);
@@ -345,7 +461,7 @@ static cJSON *head_json(const eval_t *e, int k, const head_stats_t *h)
         double p, r, f1;
         (void)class_stats(h, c, &p, &r, &f1); /* listed whether or not it counts */
         cJSON *cl = pl_json_must(cJSON_CreateObject());
-        pl_json_add_str(cl, "label", row_label(e, k, c));
+        pl_json_add_str(cl, "label", h->names[c]);
         pl_json_add_num(cl, "precision", p);
         pl_json_add_num(cl, "recall", r);
         pl_json_add_num(cl, "f1", f1);
@@ -353,7 +469,7 @@ static cJSON *head_json(const eval_t *e, int k, const head_stats_t *h)
         pl_json_add(cl, "known", pl_json_must(cJSON_CreateBool(c < h->cols)));
         cJSON_AddItemToArray(classes, cl);
         if (c < h->cols)
-            cJSON_AddItemToArray(labels, pl_json_must(cJSON_CreateString(row_label(e, k, c))));
+            cJSON_AddItemToArray(labels, pl_json_must(cJSON_CreateString(h->names[c])));
         cJSON *row = pl_json_must(cJSON_CreateArray());
         for (size_t j = 0; j < h->cols; j++)
             cJSON_AddItemToArray(
@@ -364,6 +480,53 @@ static cJSON *head_json(const eval_t *e, int k, const head_stats_t *h)
     pl_json_add(o, "predicted_labels", labels);
     pl_json_add(o, "confusion", conf);
     return o;
+}
+
+/* The --rules part: the decided priority's table and the rules' P1 alone. */
+static void report_decision(const eval_t *e, cJSON *root)
+{
+    head_stats_t h = {0}, hs = {0};
+    decision_compute(e, &h);
+    head_macro(&h);
+    int angry = guess_index_named(e->m, CLF_HEAD_SENTIMENT, "angry");
+    if (angry >= 0) {
+        decision_sentiment_compute(e, &hs);
+        head_macro(&hs);
+    }
+    rules_p1_t r;
+    rules_p1_compute(e, &r);
+    if (root) {
+        cJSON *d = pl_json_must(cJSON_CreateObject());
+        pl_json_add_num(d, "rules_docs_per_s", e->rules_docs_per_s);
+        if (h.n)
+            pl_json_add(d, "priority", head_json(&h));
+        if (hs.n)
+            pl_json_add(d, "sentiment", head_json(&hs));
+        cJSON *rj = pl_json_must(cJSON_CreateObject());
+        pl_json_add_num(rj, "p1_labelled", (double)r.labelled);
+        pl_json_add_num(rj, "p1_flagged", (double)r.flagged);
+        pl_json_add_num(rj, "p1_both", (double)r.both);
+        pl_json_add_num(rj, "p1_recall", ratio(r.both, r.labelled));
+        pl_json_add_num(rj, "p1_precision", ratio(r.both, r.flagged));
+        pl_json_add_num(rj, "non_p1_labelled", (double)r.labelled_non_p1);
+        pl_json_add_num(rj, "non_p1_flagged", (double)r.flagged_non_p1);
+        pl_json_add(d, "rules_alone", rj);
+        pl_json_add(root, "decision", d);
+    } else {
+        printf("\nrules: %.0f documents/s (one thread)", e->rules_docs_per_s);
+        if (h.n)
+            printf("; P1 by the rules alone: %zu labelled, %zu flagged, %zu both: recall %.4f, "
+                   "precision %.4f; %zu of %zu other lines flagged",
+                   r.labelled, r.flagged, r.both, ratio(r.both, r.labelled),
+                   ratio(r.both, r.flagged), r.flagged_non_p1, r.labelled_non_p1);
+        printf("\n");
+        if (h.n)
+            print_head("priority decided (model + rules)", &h);
+        if (hs.n)
+            print_head("sentiment decided (model + the rules' anger cues)", &hs);
+    }
+    stats_free(&h);
+    stats_free(&hs);
 }
 
 static void report(const eval_t *e, const char *model_path, int json)
@@ -385,15 +548,17 @@ static void report(const eval_t *e, const char *model_path, int json)
         if (h.n) {
             head_macro(&h);
             if (json)
-                pl_json_add(heads, clf_head_name((clf_head_t)k), head_json(e, k, &h));
+                pl_json_add(heads, clf_head_name((clf_head_t)k), head_json(&h));
             else
-                print_head(e, k, &h);
+                print_head(clf_head_name((clf_head_t)k), &h);
         }
-        pl_free(h.conf);
-        pl_free(h.support);
+        stats_free(&h);
     }
-    if (json) {
+    if (json)
         pl_json_add(root, "heads", heads);
+    if (e->rules)
+        report_decision(e, root);
+    if (json) {
         char *text = pl_json_print(root);
         printf("%s\n", text);
         pl_free(text);
@@ -427,7 +592,7 @@ static int parse_seconds(const char *v, double *out)
 
 int ctl_eval(int argc, char **argv)
 {
-    const char *model_path = NULL;
+    const char *model_path = NULL, *rules_dir = NULL;
     int json = 0, skip_bad = 0, nfiles = 0;
     double time_min_s = TIMING_MIN_S;
     char **files = pl_calloc((size_t)argc, sizeof *files);
@@ -443,6 +608,10 @@ int ctl_eval(int argc, char **argv)
             model_path = argv[i] + 8;
         else if (!strcmp(argv[i], "--time") && i + 1 < argc)
             status = parse_seconds(argv[++i], &time_min_s);
+        else if (!strcmp(argv[i], "--rules") && i + 1 < argc)
+            rules_dir = argv[++i];
+        else if (!strncmp(argv[i], "--rules=", 8))
+            rules_dir = argv[i] + 8;
         else if (!strncmp(argv[i], "--", 2)) {
             fprintf(stderr, "plaintctl: eval: unknown option \"%s\"\n", argv[i]);
             status = CTL_EXIT_USAGE;
@@ -461,7 +630,18 @@ int ctl_eval(int argc, char **argv)
         ctl_fail(err.message, err.hint);
         status = CTL_EXIT_FAIL;
     }
+    clf_rules_t *rules = NULL;
+    if (status == CTL_EXIT_OK && rules_dir) {
+        pl_errlist_t errs = PL_ERRLIST_INIT;
+        rules = clf_rules_load(rules_dir, &errs);
+        for (size_t i = 0; !rules && i < errs.count; i++)
+            ctl_fail(errs.items[i].message, errs.items[i].hint);
+        pl_errlist_reset(&errs);
+        if (!rules)
+            status = CTL_EXIT_CONFIG;
+    }
     e.m = m;
+    e.rules = rules;
     e.time_min_s = time_min_s;
     for (int i = 0; i < nfiles && status == CTL_EXIT_OK; i++)
         if (read_lines(&e, files[i]) != 0)
@@ -476,6 +656,7 @@ int ctl_eval(int argc, char **argv)
         report(&e, model_path, json);
     }
     eval_free(&e);
+    clf_rules_destroy(&rules);
     clf_model_destroy(&m);
     pl_free(files);
     return status;

@@ -46,13 +46,16 @@ const char CTL_TRAIN_DETAILS[] =
     "  --categories FILE     allowed category ids (default\n"
     "                        $PLAINT_CONFIG_DIR/categories.json)\n"
     "  --bits N              hash buckets 2^N, 12..24 (default 20)\n"
-    "  --epochs N            passes over the data (default 10)\n"
+    "  --epochs N            passes over the data (default 20)\n"
     "  --seed N              shuffling seed (default 1): same data, same model\n"
     "  --skip-bad            skip bad lines (counted) instead of stopping\n"
     "  --lr X, --l2 X, --balance X, --min-df N, --char-ngrams MIN-MAX,\n"
-    "  --word-ngrams N, --cjk-ngrams N, --caps\n"
-    "                        advanced: learning rate, L2 penalty, class weights\n"
-    "                        (0 none .. 1 balanced), rarest bucket kept, n-gram sizes\n"
+    "  --word-ngrams N, --cjk-ngrams N, --caps, --no-cjk-punct\n"
+    "                        advanced: SGD's first step (default 1), L2 penalty\n"
+    "                        (1e-5), class weights (0 none .. 1 balanced; 0.75),\n"
+    "                        rarest bucket kept, n-gram sizes (char 2-4, word 2,\n"
+    "                        CJK 2), shouted words, punctuation after CJK kept in\n"
+    "                        the CJK n-grams (default on)\n"
     "\n"
     "Exit status: 0 written; 64 bad usage; 65 bad lines (nothing written);\n"
     "78 bad categories file; 1 the model could not be written.\n";
@@ -306,6 +309,10 @@ static int parse_args(int argc, char **argv, train_args_t *a)
             a->skip_bad = 1;
         } else if (!strcmp(arg, "--caps")) {
             a->opts.text.flags |= CLF_TEXT_CAPS;
+        } else if (!strcmp(arg, "--cjk-punct")) {
+            a->opts.text.flags |= CLF_TEXT_CJK_PUNCT;
+        } else if (!strcmp(arg, "--no-cjk-punct")) {
+            a->opts.text.flags &= (uint8_t)~CLF_TEXT_CJK_PUNCT;
         } else if (!strncmp(arg, "--", 2) && strlen(arg) > 2) {
             const char *eq = strchr(arg, '=');
             char flag[64];
