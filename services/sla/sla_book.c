@@ -51,6 +51,10 @@ struct sla_book {
     entry_t *heap;
     size_t nheap, heap_cap;
     size_t nclocks;
+    /* The last clock generation handed out. Generations are unique in the
+     * book, not per slot: a case removed and put back in another slot must
+     * not match the firings and heap entries of its old clocks. */
+    uint32_t gen_seq;
     char **interned;
     size_t ninterned, intern_cap;
 };
@@ -314,14 +318,10 @@ void sla_book_put(sla_book_t *b, const sla_row_t *row)
             grow_table(b);
             where = find(b, id);
         }
-        bool reused = b->nfree > 0;
         uint32_t slot = new_slot(b);
-        uint32_t gens[PL_SLA_NKIND] = {0};
-        for (int i = 0; reused && i < PL_SLA_NKIND; i++) /* old heap entries must not match */
-            gens[i] = b->cases[slot].clocks[i].gen + 1;
+        /* Generation 0 matches nothing; the loop below gives every clock a
+         * new one, so old heap entries of a reused slot never match. */
         memset(&b->cases[slot], 0, sizeof b->cases[slot]);
-        for (int i = 0; i < PL_SLA_NKIND; i++)
-            b->cases[slot].clocks[i].gen = gens[i];
         memcpy(b->cases[slot].id, id, 16);
         for (int i = 0; i < PL_SLA_NKIND; i++)
             b->cases[slot].clocks[i].due_ms = SLA_NO_TIME;
@@ -345,7 +345,7 @@ void sla_book_put(sla_book_t *b, const sla_row_t *row)
         b->nclocks += (size_t)now - (size_t)was;
         if (same && c->stage > row->stage[i]) /* we are ahead of the database */
             continue;
-        c->gen++;
+        c->gen = ++b->gen_seq;
         c->in_flight = false;
         c->due_ms = row->due_ms[i];
         c->start_ms = row->start_ms[i];
@@ -431,6 +431,11 @@ size_t sla_book_take_due(sla_book_t *b, int64_t now_ms, sla_firing_t *out, size_
             break;
         entry_t e = heap_pop(b);
         kase_t *k = &b->cases[e.slot];
+        const clock_t_ *c = &k->clocks[e.clock];
+        /* Scheduled under a longer ladder (a reload, another priority since):
+         * nothing is left to fire for this clock. */
+        if (sla_book_stage_at(b, k->priority, c->start_ms, c->due_ms, c->stage) == SLA_NO_TIME)
+            continue;
         describe(b, k, (pl_sla_kind_t)e.clock, k->clocks[e.clock].stage, &out[n]);
         out[n].at_ms = e.at_ms;
         k->clocks[e.clock].in_flight = true;
@@ -461,7 +466,7 @@ void sla_book_fired(sla_book_t *b, const char *case_id, pl_sla_kind_t kind, uint
         return;
     c->in_flight = false;
     c->stage++;
-    c->gen++;
+    c->gen = ++b->gen_seq;
     schedule(b, slot, kind);
 }
 
@@ -473,6 +478,6 @@ void sla_book_retry(sla_book_t *b, const char *case_id, pl_sla_kind_t kind, uint
     if (!c)
         return;
     c->in_flight = false;
-    c->gen++;
+    c->gen = ++b->gen_seq;
     heap_push(b, (entry_t){at_ms, slot, c->gen, (uint8_t)kind});
 }
