@@ -28,6 +28,7 @@ PLAINT_PACKAGES=(build-essential cmake pkg-config git libzmq3-dev libcjson-dev l
                  postgresql postgresql-contrib python3 python3-jsonschema python3-pytest
                  python3-zmq python3-psycopg2 python3-sklearn clang libclang-rt-14-dev docker-compose procps
                  chromium fonts-wqy-microhei python3-aiosmtpd
+                 python3-pytest-xdist
                  iproute2)
 
 plaint_say() { printf '==> %s\n' "$*" >&2; }

@@ -255,6 +255,12 @@ if [ -d tests/proto ] || [ -d tests/e2e ]; then
             else
                 args=(-q)
                 [ "$suite" = proto ] && args+=(-x)
+                # The e2e tests mostly wait on daemons and clocks: two at a time
+                # (python3-pytest-xdist) halves the suite's time. Each test has
+                # its own database, ports and processes.
+                if [ "$suite" = e2e ] && "$PY" -c 'import xdist' 2>/dev/null; then
+                    args+=(-n "${PLAINT_TEST_JOBS:-2}")
+                fi
                 step_pytest=1
                 step "$name" run_pytest "$PLAINT_ROOT/$flavour/bin" "$mult" "${args[@]}" \
                     "tests/$suite" || true

@@ -43,7 +43,7 @@ CREATE TABLE event_cursors (
 -- The events after p_reader's cursor with what notifications need of their
 -- case; cjk says whether the complaint is written in Chinese characters (the
 -- language of the reply when the customer gave none).
-CREATE FUNCTION plaint_outbox_events(p_reader text, p_limit int)
+CREATE FUNCTION plaint_outbox_events(p_reader text, p_limit int, p_ack_wait interval)
 RETURNS TABLE (seq bigint, event_id uuid, type text, case_id uuid, data jsonb, case_no text,
                lang text, customer_name text, customer_email text, customer_phone text,
                assignee text, department text, first_response_due text, cjk boolean)
@@ -54,6 +54,15 @@ LANGUAGE sql STABLE AS $$
            c.body ~ '[一-鿿]'
     FROM events e LEFT JOIN cases c ON c.case_id = e.case_id
     WHERE e.seq > coalesce((SELECT k.seq FROM event_cursors k WHERE k.reader = p_reader), 0)
+      -- The acknowledgement promises the first-response time, which routing
+      -- sets a moment after case.received: the page stops before a received
+      -- case that is not routed yet, for p_ack_wait at most.
+      AND e.seq < coalesce((
+            SELECT min(b.seq) FROM events b JOIN cases k ON k.case_id = b.case_id
+            WHERE b.type = 'case.received' AND k.first_response_due IS NULL
+              AND k.state IN ('received', 'classified') AND b.at > now() - p_ack_wait
+              AND b.seq > coalesce((SELECT k2.seq FROM event_cursors k2
+                                    WHERE k2.reader = p_reader), 0)), 9223372036854775807)
     ORDER BY e.seq
     LIMIT p_limit
 $$;
@@ -136,6 +145,18 @@ BEGIN
     END IF;
     RETURN true;
 END
+$$;
+
+-- Hands rows back that a stopping sender holds: due again at once, and the
+-- attempt does not count.
+CREATE FUNCTION plaint_outbox_release(p_ids bigint[]) RETURNS int
+LANGUAGE sql AS $$
+    WITH released AS (
+        UPDATE outbox SET state = 'pending', lease_until = NULL, next_at = now(),
+                          attempts = greatest(attempts - 1, 0)
+        WHERE outbox_id = ANY (p_ids) AND state = 'sending'
+        RETURNING 1)
+    SELECT count(*)::int FROM released
 $$;
 
 -- Erasure reaches the outbox too: addresses and rendered texts of the

@@ -19,12 +19,14 @@
 #include <string.h>
 
 #include "notify_cfg.h"
+#include "notify_mailer.h"
 #include "pl_alloc.h"
 #include "pl_cfg.h"
 #include "pl_curl.h"
 #include "pl_daemon.h"
 #include "pl_db.h"
 #include "pl_json.h"
+#include "pl_pgarray.h"
 #include "pl_log.h"
 #include "pl_msg.h"
 #include "pl_time.h"
@@ -37,6 +39,7 @@
 static struct {
     int64_t tick_ms;
     int64_t in_flight_max;
+    int64_t ack_wait_ms;
 } settings;
 
 static const pl_cfg_setting_t table[] = {
@@ -44,12 +47,14 @@ static const pl_cfg_setting_t table[] = {
      "how often new events are read and due notifications claimed"},
     {"PLAINT_NOTIFY_CONCURRENCY", "32", PL_CFG_INT, &settings.in_flight_max, 1, 1000,
      "notifications being sent at once"},
+    {"PLAINT_NOTIFY_ACK_WAIT", "5s", PL_CFG_DURATION, &settings.ack_wait_ms, 0, 600000,
+     "how long the acknowledgement waits for routing's first-response time"},
 };
 
 static const char SQL_EVENTS[] = "SELECT seq, event_id, type, case_id, data, case_no, lang,"
                                  " customer_name, customer_email, customer_phone, assignee,"
                                  " department, first_response_due, cjk"
-                                 " FROM plaint_outbox_events($1, " EVENTS_PAGE ")";
+                                 " FROM plaint_outbox_events($1, " EVENTS_PAGE ", $2::interval)";
 static const char SQL_ENQUEUE[] = "SELECT plaint_outbox_enqueue($1::jsonb, $2, $3::bigint)";
 static const char SQL_CLAIM[] = "SELECT outbox_id, delivery_id, kind, channel, recipient, address,"
                                 " payload, attempts, event_type"
@@ -57,14 +62,21 @@ static const char SQL_CLAIM[] = "SELECT outbox_id, delivery_id, kind, channel, r
 static const char SQL_DONE[] =
     "SELECT plaint_outbox_done($1::bigint, $2::boolean, $3, $4::timestamptz, $5)";
 
+static const char SQL_RELEASE[] = "SELECT plaint_outbox_release($1::text[]::bigint[])";
+
 static const pl_db_stmt_t statements[] = {
-    {"events", SQL_EVENTS}, {"enqueue", SQL_ENQUEUE}, {"claim", SQL_CLAIM}, {"done", SQL_DONE}};
+    {"events", SQL_EVENTS}, {"enqueue", SQL_ENQUEUE}, {"claim", SQL_CLAIM},
+    {"done", SQL_DONE},     {"release", SQL_RELEASE}};
+
+#define MAIL_THREADS 4
 
 typedef struct notifier {
     pl_daemon_t *daemon;
     notify_cfg_t *cfg;
     pl_db_t *db;
     pl_curl_t *curl;
+    notify_mailer_t *mailer; /* e-mail, whose libcurl transfers may block */
+    struct send *sends;      /* in flight, to hand back at stop */
     uv_timer_t *tick;
     bool reading, claiming, stopping;
     int in_flight;
@@ -217,6 +229,17 @@ static void on_enqueued(PGresult *res, const pl_err_t *err, void *arg)
         pl_metric_add(w->queued, (double)strtoll(PQgetvalue(res, 0, 0), NULL, 10));
 }
 
+/* Whether an event is a notification.* event about the delivery of another
+ * notification.* event. Nothing is sent for it: a webhook that wants
+ * "notification." would otherwise be sent the events of its own deliveries,
+ * one after the other, forever. */
+static bool about_a_notification(const char *type, const cJSON *data)
+{
+    static const char NOTE[] = "notification.";
+    return !strncmp(type, NOTE, sizeof NOTE - 1) &&
+           !strncmp(pl_json_str(data, "event", ""), NOTE, sizeof NOTE - 1);
+}
+
 static void on_events(PGresult *res, const pl_err_t *err, void *arg)
 {
     notifier_t *w = arg;
@@ -228,8 +251,10 @@ static void on_events(PGresult *res, const pl_err_t *err, void *arg)
     cJSON *rows = pl_json_must(cJSON_CreateArray());
     for (int i = 0; i < n; i++) {
         cJSON *data = cJSON_Parse(PQgetvalue(res, i, 4)); /* jsonb text from PostgreSQL */
-        customer_rows(w, res, i, data, rows);
-        webhook_rows(w, res, i, data, rows);
+        if (!about_a_notification(PQgetvalue(res, i, 2), data)) {
+            customer_rows(w, res, i, data, rows);
+            webhook_rows(w, res, i, data, rows);
+        }
         cJSON_Delete(data);
     }
     char *text = pl_json_print(rows);
@@ -243,10 +268,12 @@ static void on_events(PGresult *res, const pl_err_t *err, void *arg)
 /* ---- sending ---- */
 
 typedef struct send {
+    struct send *prev, *next;
     notifier_t *w;
     char id[24];
     char channel[16];
     int attempts;
+    char delivery_id[40];
     char *message; /* e-mail: the whole message; webhook, SMS: the body */
     size_t len, sent;
     struct curl_slist *rcpt, *headers;
@@ -302,6 +329,12 @@ static void on_sent(CURL *easy, CURLcode result, void *arg)
     send_t *s = arg;
     notifier_t *w = s->w;
     w->in_flight--;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->sends = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
     if (w->stopping || result == CURLE_ABORTED_BY_CALLBACK) {
         send_free(s); /* not recorded: the lease expires and the row is sent again */
         return;
@@ -356,12 +389,61 @@ static char *b64(const char *s, size_t len)
     return p;
 }
 
+/* text as RFC 2047 "B" encoded-words of at most 75 characters each (45 bytes
+ * of text, cut between UTF-8 characters), folded onto continuation lines:
+ * header lines stay ASCII (RFC 5322; no SMTPUTF8 needed) and short. The
+ * caller frees. */
+#define WORD_BYTES 45
+
+static char *encoded_words(const char *text)
+{
+    size_t len = strlen(text), o = 0;
+    char *out = pl_malloc((len / (WORD_BYTES - 3) + 2) * 80);
+    out[0] = '\0';
+    for (size_t i = 0; i < len;) {
+        size_t n = len - i < WORD_BYTES ? len - i : WORD_BYTES;
+        while (i + n < len && n > 1 && ((unsigned char)text[i + n] & 0xC0) == 0x80)
+            n--; /* not inside a character */
+        char *word = b64(text + i, n);
+        o += (size_t)sprintf(out + o, "%s=?UTF-8?B?%s?=", i ? "\r\n " : "", word);
+        pl_free(word);
+        i += n;
+    }
+    return out;
+}
+
+static bool ascii(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] > 127)
+            return false;
+    return true;
+}
+
+/* The From header's value: "Name <addr>" with a non-ASCII name encoded. */
+static char *from_header(const char *from)
+{
+    const char *lt = strrchr(from, '<');
+    size_t n = lt ? (size_t)(lt - from) : 0;
+    while (n > 0 && from[n - 1] == ' ')
+        n--;
+    if (!lt || ascii(from, n))
+        return pl_sprintf("%s", from);
+    char *name = pl_sprintf("%.*s", (int)n, from);
+    char *words = encoded_words(name);
+    char *v = pl_sprintf("%s %s", words, lt);
+    pl_free(name);
+    pl_free(words);
+    return v;
+}
+
 static char *email_message(const notify_smtp_t *smtp, const char *to, const char *delivery_id,
                            const cJSON *payload)
 {
     const char *subject = pl_json_str(payload, "subject", "");
     const char *text = pl_json_str(payload, "text", "");
-    char *subj = b64(subject, strlen(subject));
+    char *subj = encoded_words(subject);
+    char *from = from_header(smtp->from);
     char *body = b64(text, strlen(text));
     char date[64];
     time_t now = time(NULL);
@@ -380,12 +462,13 @@ static char *email_message(const notify_smtp_t *smtp, const char *to, const char
         wrapped[o++] = '\n';
     }
     wrapped[o] = '\0';
-    char *msg = pl_sprintf("Date: %s\r\nFrom: %s\r\nTo: <%s>\r\nSubject: =?UTF-8?B?%s?=\r\n"
+    char *msg = pl_sprintf("Date: %s\r\nFrom: %s\r\nTo: <%s>\r\nSubject: %s\r\n"
                            "Message-ID: <%s@plaint>\r\nX-Plaint-Delivery: %s\r\n"
                            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n"
                            "Content-Transfer-Encoding: base64\r\n\r\n%s",
-                           date, smtp->from, to, subj, delivery_id, delivery_id, wrapped);
+                           date, from, to, subj, delivery_id, delivery_id, wrapped);
     pl_free(subj);
+    pl_free(from);
     pl_free(body);
     pl_free(wrapped);
     return msg;
@@ -476,9 +559,12 @@ static CURL *webhook_transfer(notifier_t *w, send_t *s, const char *url, const c
 static CURL *sms_transfer(notifier_t *w, send_t *s, const char *to, const cJSON *payload)
 {
     const notify_sms_t *sms = notify_cfg_sms(w->cfg);
-    const char *names[] = {"to", "text"};
-    const char *values[] = {to, pl_json_str(payload, "text", "")};
-    notify_vars_t vars = {names, values, 2};
+    const char *names[] = {"to", "text", "delivery_id"};
+    const char *values[] = {to, pl_json_str(payload, "text", ""), s->delivery_id};
+    notify_vars_t vars = {names, values, 3};
+    char h[80];
+    snprintf(h, sizeof h, "X-Plaint-Delivery: %s", s->delivery_id);
+    s->headers = curl_slist_append(s->headers, h);
     bool json = strstr(sms->content_type, "json") != NULL;
     s->message = notify_expand(sms->body, &vars, json);
     s->len = strlen(s->message);
@@ -493,6 +579,7 @@ static void start_send(notifier_t *w, const PGresult *res, int i)
     snprintf(s->channel, sizeof s->channel, "%s", PQgetvalue(res, i, 3));
     s->attempts = atoi(PQgetvalue(res, i, 7));
     const char *delivery_id = PQgetvalue(res, i, 1);
+    snprintf(s->delivery_id, sizeof s->delivery_id, "%s", delivery_id);
     const char *address = col(res, i, 5);
     cJSON *payload = cJSON_Parse(PQgetvalue(res, i, 6)); /* jsonb text from PostgreSQL */
     CURL *e = NULL;
@@ -511,11 +598,17 @@ static void start_send(notifier_t *w, const PGresult *res, int i)
         return;
     }
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    if (pl_curl_add(w->curl, e, on_sent, s) < 0) {
+    if (!strcmp(s->channel, "email")) {
+        notify_mailer_add(w->mailer, e, on_sent, s);
+    } else if (pl_curl_add(w->curl, e, on_sent, s) < 0) {
         record(s, false, "libcurl refused the transfer");
         send_free(s);
         return;
     }
+    s->next = w->sends;
+    if (w->sends)
+        w->sends->prev = s;
+    w->sends = s;
     w->in_flight++;
 }
 
@@ -535,9 +628,11 @@ static void on_tick(uv_timer_t *timer)
     if (w->stopping || !pl_db_ready(w->db))
         return;
     if (!w->reading) {
-        const char *params[] = {READER};
+        char wait[40];
+        snprintf(wait, sizeof wait, "%lld milliseconds", (long long)settings.ack_wait_ms);
+        const char *params[] = {READER, wait};
         w->reading = true;
-        if (pl_db_exec(w->db, "events", 1, params, on_events, w) < 0)
+        if (pl_db_exec(w->db, "events", 2, params, on_events, w) < 0)
             w->reading = false;
     }
     int room = (int)settings.in_flight_max - w->in_flight;
@@ -619,6 +714,9 @@ static int start(pl_daemon_t *d, void *arg, pl_err_t *err)
     w->curl = pl_curl_new(pl_daemon_loop(d));
     if (!w->curl)
         return pl_err_set(err, PL_EINTERNAL, "", "libcurl cannot start");
+    w->mailer = notify_mailer_new(pl_daemon_loop(d), MAIL_THREADS);
+    if (!w->mailer)
+        return pl_err_set(err, PL_EINTERNAL, "", "the mail threads cannot start");
     register_metrics(w);
     pl_db_opts_t db_opts = {
         .conninfo = pl_daemon_cfg(d)->database_url,
@@ -645,18 +743,46 @@ static void on_timer_closed(uv_handle_t *handle)
     pl_free(handle);
 }
 
+static void finish_stop(notifier_t *w)
+{
+    pl_db_close(&w->db);
+    notify_cfg_destroy(&w->cfg);
+    pl_daemon_stopped(w->daemon);
+}
+
+static void on_released(PGresult *res, const pl_err_t *err, void *arg)
+{
+    (void)res;
+    if (err) /* their leases expire instead */
+        pl_log_warn("handing back notifications in flight failed", "error", err->message, NULL);
+    finish_stop(arg);
+}
+
+/* SIGTERM: transfers in flight are abandoned and their rows handed back at
+ * once, so another sender (or the next start) sends them, with the same
+ * delivery id; one that did reach its receiver is a repeat it can drop. */
 static void stop(pl_daemon_t *d, void *arg)
 {
     notifier_t *w = arg;
     w->stopping = true;
     if (w->tick)
         uv_close((uv_handle_t *)w->tick, on_timer_closed);
-    /* Transfers in flight are abandoned unrecorded: their leases expire and
-     * they are sent once more, with the same delivery id. */
+    pl_pgarray_t *ids = pl_pgarray_new();
+    for (send_t *s = w->sends; s; s = s->next)
+        pl_pgarray_add_str(ids, s->id);
     pl_curl_destroy(&w->curl);
-    pl_db_close(&w->db);
-    notify_cfg_destroy(&w->cfg);
-    pl_daemon_stopped(d);
+    notify_mailer_destroy(&w->mailer);
+    int len;
+    const char *value = pl_pgarray_data(ids, &len);
+    const int lengths[] = {len}, formats[] = {1};
+    bool any = pl_pgarray_count(ids) > 0;
+    int rc = any && w->db && pl_db_ready(w->db)
+                 ? pl_db_exec_params(w->db, "release", 1, &value, lengths, formats, on_released, w)
+                 : -1;
+    pl_pgarray_destroy(&ids);
+    if (rc < 0)
+        finish_stop(w);
+    (void)d;
 }
 
 int main(int argc, char **argv)

@@ -63,6 +63,20 @@ static int64_t duration(const cJSON *obj, const char *name, const char *fallback
     return ms;
 }
 
+/* obj's member name when it has the type is() checks (an object, an array);
+ * NULL when absent, and NULL with an error naming path when of another type:
+ * a section of the wrong type is never read as if it were empty. */
+static const cJSON *member(const cJSON *obj, const char *name, cJSON_bool (*is)(const cJSON *),
+                           const char *what, const char *path, pl_errlist_t *errs)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (v && !is(v)) {
+        pl_errlist_add(errs, PL_ECONFIG, path, "notification.json: %s must be %s", path, what);
+        return NULL;
+    }
+    return v;
+}
+
 /* The value of the environment variable the file names (secrets stay out of
  * config files); "" when unset. */
 static const char *secret(const cJSON *obj, const char *name, const char *path,
@@ -96,13 +110,17 @@ static void read_sms(notify_cfg_t *c, const cJSON *o, pl_errlist_t *errs)
     c->sms.content_type = str(o, "content_type", "application/json", "sms", errs);
     c->sms.body = str(o, "body", "{\"to\": {{to}}, \"text\": {{text}}}", "sms", errs);
     c->sms.timeout_ms = duration(o, "timeout", "10s", "sms", errs);
+    if (*c->sms.url && strncmp(c->sms.url, "http://", 7) && strncmp(c->sms.url, "https://", 8))
+        pl_errlist_add(errs, PL_ECONFIG, "sms.url",
+                       "notification.json: sms.url must be an http:// or https:// URL");
 }
 
 static void read_retry(notify_cfg_t *c, const cJSON *o, pl_errlist_t *errs)
 {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "attempts");
     c->retry.attempts = 5;
-    if (a && (!cJSON_IsNumber(a) || a->valuedouble < 1 || a->valuedouble > 100))
+    if (a && (!cJSON_IsNumber(a) || a->valuedouble < 1 || a->valuedouble > 100 ||
+              a->valuedouble != (double)(int)a->valuedouble))
         pl_errlist_add(errs, PL_ECONFIG, "retry.attempts",
                        "notification.json: retry.attempts must be a whole number from 1 to 100");
     else if (a)
@@ -120,14 +138,30 @@ static void read_hooks(notify_cfg_t *c, const cJSON *list, pl_errlist_t *errs)
                            HOOKS_MAX);
             return;
         }
-        char path[32];
+        char path[32], events_path[48];
         snprintf(path, sizeof path, "webhooks[%zu]", c->nhooks);
+        snprintf(events_path, sizeof events_path, "%s.events", path);
         notify_webhook_t *w = &c->hooks[c->nhooks];
-        w->name = str(h, "name", path, path, errs);
+        if (!cJSON_IsObject(h)) {
+            pl_errlist_add(errs, PL_ECONFIG, path, "notification.json: %s must be an object",
+                           path);
+            w->name = w->url = w->secret = "";
+            c->nhooks++;
+            continue;
+        }
+        /* The default name is kept in the document: path is gone after this loop. */
+        if (!cJSON_GetObjectItemCaseSensitive(h, "name"))
+            pl_json_add_str((cJSON *)h, "name", path);
+        w->name = str(h, "name", "", path, errs);
+        for (size_t i = 0; i < c->nhooks; i++)
+            if (!strcmp(c->hooks[i].name, w->name)) /* the name keys its outbox rows */
+                pl_errlist_add(errs, PL_ECONFIG, path,
+                               "notification.json: %s.name \"%s\" is used by webhooks[%zu] too",
+                               path, w->name, i);
         w->url = str(h, "url", "", path, errs);
         w->secret = secret(h, "secret_env", path, errs);
         w->timeout_ms = duration(h, "timeout", "10s", path, errs);
-        const cJSON *events = cJSON_GetObjectItemCaseSensitive(h, "events");
+        const cJSON *events = member(h, "events", cJSON_IsArray, "an array", events_path, errs);
         size_t n = (size_t)cJSON_GetArraySize(events);
         c->hook_events[c->nhooks] = pl_calloc(n + 1, sizeof(char *));
         const cJSON *e;
@@ -155,6 +189,9 @@ static void read_customer(notify_cfg_t *c, const cJSON *o, pl_errlist_t *errs)
         char path[96];
         snprintf(path, sizeof path, "customer.%.80s", r->string);
         rule->event = r->string;
+        if (!cJSON_IsObject(r))
+            pl_errlist_add(errs, PL_ECONFIG, path, "notification.json: %s must be an object",
+                           path);
         rule->kind = str(r, "kind", "", path, errs);
         if (!*rule->kind)
             pl_errlist_add(errs, PL_ECONFIG, path, "notification.json: %s.kind is required",
@@ -163,8 +200,11 @@ static void read_customer(notify_cfg_t *c, const cJSON *o, pl_errlist_t *errs)
             pl_errlist_add(errs, PL_ECONFIG, path,
                            "notification.json: %s.kind \"%s\" has no template in templates",
                            path, rule->kind);
+        char channels_path[112];
+        snprintf(channels_path, sizeof channels_path, "%s.channels", path);
         const cJSON *ch;
-        cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(r, "channels")) {
+        cJSON_ArrayForEach(ch, member(r, "channels", cJSON_IsArray, "an array", channels_path,
+                                      errs)) {
             bool ok = cJSON_IsString(ch) &&
                       (!strcmp(ch->valuestring, "email") || !strcmp(ch->valuestring, "sms"));
             if (!ok || rule->nchannels == NOTIFY_CHANNELS_MAX)
@@ -172,6 +212,35 @@ static void read_customer(notify_cfg_t *c, const cJSON *o, pl_errlist_t *errs)
                                "notification.json: %s.channels are \"email\" and \"sms\"", path);
             else
                 rule->channels[rule->nchannels++] = ch->valuestring;
+        }
+    }
+}
+
+/* Every template is {"kind": {"lang": {"subject": "...", "text": "...", ...}}}. */
+static void check_templates(const cJSON *templates, pl_errlist_t *errs)
+{
+    const cJSON *kind, *lang, *part;
+    cJSON_ArrayForEach(kind, templates) {
+        char path[200];
+        snprintf(path, sizeof path, "templates.%.80s", kind->string);
+        if (!cJSON_IsObject(kind)) {
+            pl_errlist_add(errs, PL_ECONFIG, path, "notification.json: %s must be an object",
+                           path);
+            continue;
+        }
+        cJSON_ArrayForEach(lang, kind) {
+            snprintf(path, sizeof path, "templates.%.80s.%.16s", kind->string, lang->string);
+            if (!cJSON_IsObject(lang)) {
+                pl_errlist_add(errs, PL_ECONFIG, path,
+                               "notification.json: %s must be an object", path);
+                continue;
+            }
+            cJSON_ArrayForEach(part, lang) {
+                if (!cJSON_IsString(part))
+                    pl_errlist_add(errs, PL_ECONFIG, path,
+                                   "notification.json: %s.%.16s must be a string", path,
+                                   part->string);
+            }
         }
     }
 }
@@ -194,12 +263,16 @@ notify_cfg_t *notify_cfg_load(const char *config_dir, pl_errlist_t *errs)
         }
     }
     size_t before = errs->count;
-    c->templates = cJSON_GetObjectItemCaseSensitive(c->doc, "templates");
-    read_smtp(c, cJSON_GetObjectItemCaseSensitive(c->doc, "email"), errs);
-    read_sms(c, cJSON_GetObjectItemCaseSensitive(c->doc, "sms"), errs);
-    read_retry(c, cJSON_GetObjectItemCaseSensitive(c->doc, "retry"), errs);
-    read_hooks(c, cJSON_GetObjectItemCaseSensitive(c->doc, "webhooks"), errs);
-    read_customer(c, cJSON_GetObjectItemCaseSensitive(c->doc, "customer"), errs);
+    const cJSON *d = c->doc;
+    if (!cJSON_IsObject(d))
+        pl_errlist_add(errs, PL_ECONFIG, "", "notification.json must hold a JSON object");
+    c->templates = member(d, "templates", cJSON_IsObject, "an object", "templates", errs);
+    check_templates(c->templates, errs);
+    read_smtp(c, member(d, "email", cJSON_IsObject, "an object", "email", errs), errs);
+    read_sms(c, member(d, "sms", cJSON_IsObject, "an object", "sms", errs), errs);
+    read_retry(c, member(d, "retry", cJSON_IsObject, "an object", "retry", errs), errs);
+    read_hooks(c, member(d, "webhooks", cJSON_IsArray, "an array", "webhooks", errs), errs);
+    read_customer(c, member(d, "customer", cJSON_IsObject, "an object", "customer", errs), errs);
     if (errs->count > before) {
         notify_cfg_destroy(&c);
         return NULL;

@@ -811,6 +811,18 @@ class Plaint:
             d.wait_log('"msg":"clocks loaded"', 15)
         return d
 
+    def start_notification(self, config_dir=None, wait=True, **extra):
+        """Starts plaint-notification (PLAINT_CONFIG_DIR=config_dir when given, e.g. a
+        config_copy() with a test's notification.json; metrics on d.metrics_addr) and, unless
+        wait=False, waits until its database connection is ready: from then on it reads the
+        event log into the outbox and sends what is due every PLAINT_NOTIFY_TICK."""
+        if config_dir is not None:
+            extra["PLAINT_CONFIG_DIR"] = str(config_dir)
+        d = self.start_daemon("plaint-notification", **extra)
+        if wait:
+            d.wait_log('"msg":"database ready","app":"plaint-notification"', 15)
+        return d
+
 
 def _around(text, marker, before=200, after=3000):
     i = text.find(marker)
