@@ -33,7 +33,9 @@ static const pl_db_stmt_t statements[] = {
     {"stage_release", "SELECT plaint_stage_release($1::uuid, $2::uuid)"},
 };
 
-static pl_cfg_setting_t settings[6];
+static pl_cfg_setting_t settings[7];
+
+#define DB_CONNECTIONS_MAX 16
 
 struct pl_stage_job {
     pl_stage_t *stage;
@@ -51,7 +53,11 @@ struct pl_stage_job {
 struct pl_stage {
     uv_loop_t *loop;
     pl_stage_opts_t opts;
-    pl_db_t *db;
+    /* Claims and completions run one statement at a time on a connection, so
+     * a stage's throughput is a few statements' latency; several connections
+     * carry them side by side (PLAINT_STAGE_DB_CONNECTIONS). */
+    pl_db_t *dbs[DB_CONNECTIONS_MAX];
+    int ndbs;
     pl_sock_t *pull;
     uv_timer_t *sweep_timer;
     uv_timer_t *grace_timer;
@@ -74,7 +80,7 @@ struct pl_stage {
 
 const pl_cfg_setting_t *pl_stage_settings(pl_stage_cfg_t *cfg, size_t *n)
 {
-    pl_cfg_setting_t table[6] = {
+    pl_cfg_setting_t table[7] = {
         {"PLAINT_STAGE_LEASE", "30s", PL_CFG_DURATION, &cfg->lease_ms, 100, 86400000,
          "how long a claimed case stays with one replica before others may take it"},
         {"PLAINT_STAGE_SWEEP", "2s", PL_CFG_DURATION, &cfg->sweep_ms, 10, 3600000,
@@ -87,10 +93,34 @@ const pl_cfg_setting_t *pl_stage_settings(pl_stage_cfg_t *cfg, size_t *n)
          "attempts before a case is parked for an operator"},
         {"PLAINT_STAGE_CONCURRENCY", "32", PL_CFG_INT, &cfg->concurrency, 1, 10000,
          "cases in progress at once in one process"},
+        {"PLAINT_STAGE_DB_CONNECTIONS", "3", PL_CFG_INT, &cfg->db_connections, 1,
+         DB_CONNECTIONS_MAX, "database connections a stage process claims and completes on"},
     };
     memcpy(settings, table, sizeof table);
-    *n = 6;
+    *n = 7;
     return settings;
+}
+
+/* The ready connection with the fewest statements queued, or NULL. */
+static pl_db_t *db_pick(const pl_stage_t *s)
+{
+    pl_db_t *best = NULL;
+    for (int i = 0; i < s->ndbs; i++)
+        if (pl_db_ready(s->dbs[i]) && (!best || pl_db_pending(s->dbs[i]) < pl_db_pending(best)))
+            best = s->dbs[i];
+    return best;
+}
+
+static bool db_ready(const pl_stage_t *s)
+{
+    return db_pick(s) != NULL;
+}
+
+static int db_exec(pl_stage_t *s, const char *stmt, int n, const char *const *params, pl_db_cb cb,
+                   void *arg)
+{
+    pl_db_t *db = db_pick(s);
+    return db ? pl_db_exec(db, stmt, n, params, cb, arg) : PL_EUNAVAIL;
 }
 
 static void interval_text(char *buf, size_t size, int64_t ms)
@@ -242,7 +272,7 @@ static void claim_one(pl_stage_t *s, const char *case_id)
     pl_uuid_v4(c->token);
     const char *params[5] = {case_id, s->opts.input_state, c->token, s->lease, s->opts.owner};
     s->active++;
-    if (pl_db_exec(s->db, "stage_claim", 5, params, on_claimed, c) < 0) {
+    if (db_exec(s, "stage_claim", 5, params, on_claimed, c) < 0) {
         s->active--; /* the sweep will find it once the database is back */
         pl_free(c);
     }
@@ -265,7 +295,7 @@ static void on_sweep_timer(uv_timer_t *timer)
 {
     pl_stage_t *s = timer->data;
     int64_t room = s->opts.cfg.concurrency - s->active;
-    if (s->sweeping || s->stopping || s->isolating || room <= 0 || !pl_db_ready(s->db))
+    if (s->sweeping || s->stopping || s->isolating || room <= 0 || !db_ready(s))
         return;
     claim_t *c = pl_calloc(1, sizeof *c);
     c->stage = s;
@@ -279,7 +309,7 @@ static void on_sweep_timer(uv_timer_t *timer)
                              s->max_attempts, limit, s->opts.name, s->opts.owner, isolated};
     s->active += room;
     s->sweeping = true;
-    if (pl_db_exec(s->db, "stage_sweep", 9, params, on_swept, c) < 0) {
+    if (db_exec(s, "stage_sweep", 9, params, on_swept, c) < 0) {
         s->active -= room;
         s->sweeping = false;
         pl_free(c);
@@ -379,7 +409,7 @@ void pl_stage_job_done_capped(pl_stage_job_t **job_p, const char *out_state, cJS
     snprintf(cap, sizeof cap, "%lld", (long long)capacity);
     const char *params[9] = {job->case_id, job->token, s->opts.input_state, out_state,
                              patch_json, event_type, data_json, s->opts.name, cap};
-    int rc = pl_db_exec(s->db, "stage_complete_capped", 9, params, on_completed_capped, job);
+    int rc = db_exec(s, "stage_complete_capped", 9, params, on_completed_capped, job);
     pl_free(patch_json);
     pl_free(data_json);
     if (rc < 0) {
@@ -402,7 +432,7 @@ void pl_stage_job_done(pl_stage_job_t **job_p, const char *out_state, cJSON *pat
     cJSON_Delete(event_data);
     const char *params[8] = {job->case_id, job->token, s->opts.input_state, out_state,
                              patch_json, event_type, data_json, s->opts.name};
-    int rc = pl_db_exec(s->db, "stage_complete", 8, params, on_completed, job);
+    int rc = db_exec(s, "stage_complete", 8, params, on_completed, job);
     pl_free(patch_json);
     pl_free(data_json);
     if (rc < 0) {
@@ -435,7 +465,7 @@ void pl_stage_job_fail(pl_stage_job_t **job_p, const char *reason)
                 pl_log_int(attempt, job->attempt), "reason", reason, NULL);
     const char *params[7] = {job->case_id, job->token, s->opts.input_state, reason,
                              s->backoff, s->max_attempts, s->opts.name};
-    if (pl_db_exec(s->db, "stage_fail", 7, params, on_failed, job) < 0)
+    if (db_exec(s, "stage_fail", 7, params, on_failed, job) < 0)
         job_free(job);
 }
 
@@ -461,7 +491,7 @@ static void on_grace_expired(uv_timer_t *timer)
             continue;
         job->ending = true;
         const char *params[2] = {job->case_id, job->token};
-        if (pl_db_exec(s->db, "stage_release", 2, params, on_released, s) == 0)
+        if (db_exec(s, "stage_release", 2, params, on_released, s) == 0)
             s->releasing++;
         if (s->opts.cancel) {
             s->opts.cancel(job, s->opts.arg);
@@ -500,7 +530,7 @@ static void append_id(char **buf, size_t *len, const char *id)
 static void on_renew_timer(uv_timer_t *timer)
 {
     pl_stage_t *s = timer->data;
-    if (s->renewing || !s->jobs || !pl_db_ready(s->db))
+    if (s->renewing || !s->jobs || !db_ready(s))
         return;
     char *ids = pl_strdup("{"), *tokens = pl_strdup("{");
     size_t ids_len = 1, tokens_len = 1;
@@ -514,7 +544,7 @@ static void on_renew_timer(uv_timer_t *timer)
         ids[ids_len - 1] = '}';
         tokens[tokens_len - 1] = '}';
         const char *params[3] = {ids, tokens, s->lease};
-        s->renewing = pl_db_exec(s->db, "stage_renew", 3, params, on_renewed, s) == 0;
+        s->renewing = db_exec(s, "stage_renew", 3, params, on_renewed, s) == 0;
     }
     pl_free(ids);
     pl_free(tokens);
@@ -567,7 +597,9 @@ pl_stage_t *pl_stage_new(uv_loop_t *loop, void *zctx, const pl_stage_opts_t *opt
     s->grace_timer = timer_new(loop, s);
     s->renew_timer = timer_new(loop, s);
     s->pull = pl_sock_new(loop, zctx, ZMQ_PULL, err);
-    int hwm = (int)(opts->cfg.concurrency > 0 ? opts->cfg.concurrency : 1);
+    /* Room for a burst beyond the steps in progress: a work message the hub
+     * cannot queue is dropped and the case waits for a sweep (patience). */
+    int hwm = (int)(opts->cfg.concurrency > 0 ? opts->cfg.concurrency : 1) * 16;
     if (!s->pull || pl_sock_set_int(s->pull, ZMQ_RCVHWM, hwm, err) < 0 ||
         pl_sock_connect(s->pull, opts->work_endpoint, err) < 0 ||
         pl_sock_start(s->pull, on_work, s, err) < 0) {
@@ -582,7 +614,11 @@ pl_stage_t *pl_stage_new(uv_loop_t *loop, void *zctx, const pl_stage_opts_t *opt
         .on_state = on_db_state,
         .arg = s,
     };
-    s->db = pl_db_new(loop, &dbo);
+    s->ndbs = (int)(opts->cfg.db_connections >= 1 ? opts->cfg.db_connections : 1);
+    if (s->ndbs > DB_CONNECTIONS_MAX)
+        s->ndbs = DB_CONNECTIONS_MAX;
+    for (int i = 0; i < s->ndbs; i++)
+        s->dbs[i] = pl_db_new(loop, &dbo);
     uint64_t period = (uint64_t)opts->cfg.sweep_ms;
     (void)uv_timer_start(s->sweep_timer, on_sweep_timer, period, period);
     /* Three renewals per lease: one lost to a slow database still leaves time. */
@@ -609,7 +645,8 @@ void pl_stage_destroy(pl_stage_t **stage_p)
     *stage_p = NULL;
     s->stopping = true;
     s->stopped = NULL;
-    pl_db_close(&s->db); /* fails statements in flight; their jobs are freed */
+    for (int i = 0; i < s->ndbs; i++)
+        pl_db_close(&s->dbs[i]); /* fails statements in flight; their jobs are freed */
     while (s->jobs) {
         pl_stage_job_t *job = s->jobs;
         s->jobs = job->next;

@@ -37,6 +37,7 @@ typedef struct pl_stage_cfg {
     int64_t backoff_ms;   /* PLAINT_STAGE_BACKOFF: wait after a failed attempt (x attempts) */
     int64_t max_attempts; /* PLAINT_STAGE_MAX_ATTEMPTS: then the case is parked */
     int64_t concurrency;  /* PLAINT_STAGE_CONCURRENCY: jobs in progress at once */
+    int64_t db_connections; /* PLAINT_STAGE_DB_CONNECTIONS: statements side by side */
 } pl_stage_cfg_t;
 
 /* The settings table entries for cfg (static storage; n receives the count). */

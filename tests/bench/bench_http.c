@@ -448,8 +448,8 @@ static size_t next_request(client_t *cl, int kind, long i, char *req)
     const corpus_t *k = cl->run->corpus;
     char path[512];
     if (kind == K_ACTION)
-        return format_note(req, o, k->actionable[rng_below(&cl->rng, k->n_actionable)],
-                           cl->index, i);
+        return format_note(req, o, k->actionable[rng_below(&cl->rng, k->n_actionable)], cl->index,
+                           i);
     if (kind == K_LIST)
         list_path(path, sizeof path, k, &cl->rng);
     else
@@ -575,8 +575,7 @@ static void report(int clients, client_t *cs, double seconds)
     pl_free(all.lat.ms);
 }
 
-static void run_level(const options_t *o, const corpus_t *k, const struct addrinfo *ai,
-                      int clients)
+static void run_level(const options_t *o, const corpus_t *k, const struct addrinfo *ai, int clients)
 {
     run_t run = {.opt = o, .corpus = k, .ai = ai};
     atomic_init(&run.next, 0);
@@ -632,8 +631,7 @@ static int parse_mix(const char *text, int *mix)
     int got[K_COUNT] = {0};
     char *copy = pl_strdup(text), *save = NULL;
     int rc = 0;
-    for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0;
-         tok = strtok_r(NULL, ",", &save)) {
+    for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(tok, '='), *end = NULL;
         long w = eq ? strtol(eq + 1, &end, 10) : -1;
         rc = -1;
@@ -696,9 +694,11 @@ static int parse_args(int argc, char **argv, options_t *o, const char **addr)
             o->discover_max = atoi(argv[++i]);
         else if (!strcmp(a, "--mix") && v) {
             if (parse_mix(argv[++i], o->mix) < 0) {
-                fprintf(stderr, "plaint-bench-http: invalid --mix \"%s\"\n"
-                                "hint: use the form get=60,list=30,action=10 (weights, "
-                                "at least one above 0).\n", argv[i]);
+                fprintf(stderr,
+                        "plaint-bench-http: invalid --mix \"%s\"\n"
+                        "hint: use the form get=60,list=30,action=10 (weights, "
+                        "at least one above 0).\n",
+                        argv[i]);
                 return -1;
             }
         } else {
@@ -730,14 +730,16 @@ static struct addrinfo *resolve(const options_t *o)
 static int check_corpus(const options_t *o, const corpus_t *k)
 {
     if (k->n_ids == 0) {
-        fprintf(stderr, "plaint-bench-http: the desk on %s lists no cases\n"
-                        "hint: submit some first, e.g. plaint-bench -n 10000 --no-pgbench.\n",
+        fprintf(stderr,
+                "plaint-bench-http: the desk on %s lists no cases\n"
+                "hint: submit some first, e.g. plaint-bench -n 10000 --no-pgbench.\n",
                 o->host_header);
         return -1;
     }
     if (o->mix[K_ACTION] > 0 && k->n_actionable == 0) {
-        fprintf(stderr, "plaint-bench-http: none of the %d cases found is routed yet, so no "
-                        "note is allowed\nhint: wait for routing, or pass --mix without action.\n",
+        fprintf(stderr,
+                "plaint-bench-http: none of the %d cases found is routed yet, so no "
+                "note is allowed\nhint: wait for routing, or pass --mix without action.\n",
                 k->n_ids);
         return -1;
     }
@@ -753,8 +755,10 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc > 0 ? 0 : 64;
     if (parse_addr(addr, &o) < 0) {
-        fprintf(stderr, "plaint-bench-http: invalid address \"%s\": not HOST:PORT\n"
-                        "hint: pass --addr 127.0.0.1:8080, or set PLAINT_HTTP_ADDR.\n", addr);
+        fprintf(stderr,
+                "plaint-bench-http: invalid address \"%s\": not HOST:PORT\n"
+                "hint: pass --addr 127.0.0.1:8080, or set PLAINT_HTTP_ADDR.\n",
+                addr);
         return 78;
     }
     struct addrinfo *ai = resolve(&o);
@@ -770,14 +774,13 @@ int main(int argc, char **argv)
             printf("%.1f s per level%s\n", o.seconds, o.total ? " (or -n)" : "");
         else
             printf("%ld requests per level\n", o.total);
-        printf("%8s %-7s %9s %9s %8s %8s %8s %8s %8s %7s\n", "clients", "kind", "requests",
-               "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "non-2xx", "errors");
+        printf("%8s %-7s %9s %9s %8s %8s %8s %8s %8s %7s\n", "clients", "kind", "requests", "req/s",
+               "p50 ms", "p90 ms", "p99 ms", "max ms", "non-2xx", "errors");
         char *list = pl_strdup(o.levels), *save = NULL;
         for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
             int clients = atoi(tok);
             if (clients < 1 || clients > CLIENTS_MAX)
-                fprintf(stderr, "plaint-bench-http: skipping -c %s: not 1..%d\n", tok,
-                        CLIENTS_MAX);
+                fprintf(stderr, "plaint-bench-http: skipping -c %s: not 1..%d\n", tok, CLIENTS_MAX);
             else
                 run_level(&o, &k, ai, clients);
         }

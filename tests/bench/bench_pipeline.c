@@ -228,11 +228,18 @@ static void on_event(const char *topic, size_t tlen, const char *json, size_t le
     bool routed = tlen == 11 && !memcmp(topic, "case.routed", 11);
     if (!received && !routed)
         return;
-    const char *p = memmem(json, len, "\"case_id\":\"", 11);
-    if (!p || (size_t)(p - json) + 11 + CASE_ID_LEN > len)
+    /* PostgreSQL writes jsonb as "case_id": "..." (a space after the colon). */
+    const char *p = memmem(json, len, "\"case_id\":", 10);
+    if (!p)
         return;
+    p += 10;
+    while ((size_t)(p - json) < len && *p == ' ')
+        p++;
+    if (*p != '"' || (size_t)(p - json) + 1 + CASE_ID_LEN > len)
+        return;
+    p++;
     int64_t now = mono_ns();
-    slot_t *s = find(p + 11, received);
+    slot_t *s = find(p, received);
     if (!s)
         return; /* routed, but received before we listened */
     if (received && !s->received_ns)

@@ -130,7 +130,7 @@ INSERT INTO cases (
     sentiment, repeat_of, signals, department, departments, assignee, first_response_due,
     resolution_due, stage_since, acknowledged_at, resolved_at, first_resolved_at, reviewed_at,
     closed_at, rejected_at, reopen_count, satisfied, csat, promise_due, promise_at,
-    promise_kept_at, escalation_level)
+    promise_kept_at, escalation_level, received_seq)
 WITH g AS (
     SELECT i, pg_temp.at(i, :n, :'t0') AS at,
            extract(epoch FROM :'t0'::timestamptz - pg_temp.at(i, :n, :'t0')) / 3600 AS age_h,
@@ -296,12 +296,13 @@ SELECT pg_temp.case_id(i, :n, :'t0'),
        CASE WHEN promised THEN ack_at END,
        CASE WHEN promised AND (done OR state IN ('solution_proposed', 'rejected'))
             THEN least(ack_at + interval '24 hours', :'t0'::timestamptz) END,
-       CASE WHEN escalate THEN 1 + (u_esc < 0.2)::int ELSE 0 END
+       CASE WHEN escalate THEN 1 + (u_esc < 0.2)::int ELSE 0 END,
+       i  -- received_seq: commit order, which is time order here
 -- No ORDER BY: generate_series and the fenced steps keep i order, so rows go
 -- in as the daemons write them, in time order, without a sort of it all.
 FROM c6;
 
-SELECT setval('case_no_seq', :n);
+SELECT setval('case_no_seq', :n) AS no_seq, setval('case_order_seq', :n) AS order_seq \gset
 
 \echo writing the events
 -- What intake, classifier and routing wrote for each case (fewer for the
@@ -406,8 +407,7 @@ header() { printf '\n%-58s %5s %10s %10s\n' "$1" runs "median ms" "max ms"; }
 time_sql() {
     local script="$workdir/timing.sql" label query i
     {
-        echo '\timing on'
-        echo '\o /dev/null'
+        printf '%s\n' '\timing on' '\o /dev/null'
         while IFS='|' read -r label query; do
             for ((i = 0; i < runs; i++)); do
                 printf '\\echo @@ %s\n%s;\n' "$label" "$query"
@@ -447,18 +447,22 @@ time_http() {
 }
 
 http_paths() {
-    local from30 from90 g mid assignee
-    from30="$(date -u -d '30 days ago' +%Y-%m-%dT%H:%M:%SZ)"
+    local from90 g mid mid_id assignee
     from90="$(date -u -d '90 days ago' +%Y-%m-%dT%H:%M:%SZ)"
     for g in none category priority department channel day; do
-        local q30="" q90="from=$from90"
+        local q30="" q90="from=$from90" # 30 days is the default
         if [ "$g" != none ]; then q30="?group_by=$g"; q90="$q90&group_by=$g"; fi
         echo "GET /v1/stats 30 days, group_by $g|/v1/stats$q30"
         echo "GET /v1/stats 90 days, group_by $g|/v1/stats?$q90"
     done
     echo "GET /v1/dashboard|/v1/dashboard"
-    mid="$(psql_on "$url" -tAc "SELECT case_id FROM cases ORDER BY case_id
+    # The middle case: its received_seq is the "next" cursor a client paging
+    # from the start would hold there; its case_id is the other form of after.
+    mid="$(psql_on "$url" -tAc "SELECT received_seq || ' ' || case_id FROM cases
+                                ORDER BY received_seq
                                 OFFSET (SELECT count(*) / 2 FROM cases) LIMIT 1")"
+    mid_id="${mid#* }"
+    mid="${mid%% *}"
     assignee="$(psql_on "$url" -tAc "SELECT assignee FROM cases WHERE assignee IS NOT NULL
                                      ORDER BY case_id DESC LIMIT 1")"
     echo "GET /v1/cases?limit=50|/v1/cases?limit=50"
@@ -471,6 +475,7 @@ http_paths() {
     echo "GET /v1/cases?limit=50&assignee=$assignee|/v1/cases?limit=50&assignee=$assignee"
     echo "GET /v1/cases?limit=50&overdue=true|/v1/cases?limit=50&overdue=true"
     echo "GET /v1/cases?limit=50&after=MIDDLE|/v1/cases?limit=50&after=$mid"
+    echo "GET /v1/cases?limit=50&after=MIDDLE_CASE_ID|/v1/cases?limit=50&after=$mid_id"
     echo "GET /v1/cases?limit=50&after=MIDDLE&state=closed|/v1/cases?limit=50&after=$mid&state=closed"
     echo "GET /v1/cases?limit=50&after=MIDDLE&overdue=true|/v1/cases?limit=50&after=$mid&overdue=true"
 }
@@ -481,7 +486,7 @@ start_desk() {
         port=$((port + 2))
     done
     mkdir -p "$workdir/config" # no desk.json: the API is open (local, 127.0.0.1 only)
-    PLAINT_DATABASE_URL="$url" PLAINT_HTTP_ADDR="127.0.0.1:$port" PLAINT_METRICS_ADDR= \
+    PLAINT_DATABASE_URL="$url" PLAINT_HTTP_ADDR="127.0.0.1:$port" PLAINT_METRICS_ADDR='' \
         PLAINT_SUBMIT_ENDPOINT="tcp://127.0.0.1:$((port + 1))" PLAINT_CONFIG_DIR="$workdir/config" \
         PLAINT_LOG_LEVEL=warn "$bin/plaint-desk" </dev/null >"$workdir/desk.log" 2>&1 &
     desk_pid=$!

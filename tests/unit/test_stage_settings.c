@@ -43,6 +43,8 @@ static const struct {
      1000},
     {"PLAINT_STAGE_CONCURRENCY", "32", PL_CFG_INT, offsetof(pl_stage_cfg_t, concurrency), 32, 1,
      10000},
+    {"PLAINT_STAGE_DB_CONNECTIONS", "3", PL_CFG_INT, offsetof(pl_stage_cfg_t, db_connections), 3,
+     1, 16},
 };
 
 static int64_t *field(pl_stage_cfg_t *cfg, size_t offset)
@@ -225,6 +227,7 @@ static void test_every_bad_variable_reported(void **state)
         {"PLAINT_STAGE_LEASE", "5x"},       {"PLAINT_STAGE_SWEEP", "1ms"},
         {"PLAINT_STAGE_PATIENCE", "soon"},  {"PLAINT_STAGE_BACKOFF", "-2s"},
         {"PLAINT_STAGE_MAX_ATTEMPTS", "0"}, {"PLAINT_STAGE_CONCURRENCY", "0"},
+        {"PLAINT_STAGE_DB_CONNECTIONS", "17"},
     };
     unset_all();
     for (size_t i = 0; i < NELEMS(all_bad); i++)
