@@ -525,7 +525,9 @@ def test_acknowledgement_promises_the_first_response_time(plaint, sinks):
     With routing slower than the notifier (here: started after the notifier has read the
     case.received event), the customer must still get the promise, not "by  (UTC)"."""
     smtp = sinks.smtp()
-    start_stack(plaint, notify_config(plaint, smtp=smtp), pipeline=False, desk=False)
+    # Routing starts late here (slower still under ASan): the wait must outlast it.
+    start_stack(plaint, notify_config(plaint, smtp=smtp), pipeline=False, desk=False,
+                PLAINT_NOTIFY_ACK_WAIT=f"{int(timeout(60))}s")
     data = complaint(plaint, "en")
     case_id, case_no = submit(plaint, data)
     seq = harness.wait_until(lambda: plaint.sql("SELECT seq FROM events WHERE case_id = %s",
