@@ -742,3 +742,15 @@ cleanup:
     pl_free(path);
     return root;
 }
+
+void pl_cfg_vproblem(pl_errlist_t *errs, const char *file, const char *path, const char *hint,
+                     const char *fmt, va_list ap)
+{
+    char msg[PL_ERR_MSG_MAX];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    pl_err_t e;
+    pl_err_set(&e, PL_ECONFIG, path, "%s: %s: %s", file, path[0] ? path : "(top)", msg);
+    if (hint)
+        (void)pl_err_hint(&e, "%s", hint); /* returns e.code, which is known */
+    pl_errlist_push(errs, &e);
+}

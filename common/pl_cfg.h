@@ -12,6 +12,7 @@
 #define PL_CFG_H
 
 #include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,5 +60,11 @@ int pl_cfg_split_hostport(const char *text, char *host_buf, size_t host_len, int
  * caller deletes with cJSON_Delete, or NULL with err naming the file, the
  * line and what is wrong. */
 cJSON *pl_cfg_read_json(const char *dir, const char *file, pl_err_t *err);
+
+/* How every loader of a config file reports one problem: appends to errs a
+ * PL_ECONFIG entry "FILE: PATH: message" (an empty path reads "(top)") whose
+ * path is PATH, with hint when not NULL. */
+void pl_cfg_vproblem(pl_errlist_t *errs, const char *file, const char *path, const char *hint,
+                     const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
 #endif

@@ -68,16 +68,10 @@ static void fail(ctx_t *cx, const char *path, const char *hint, const char *fmt,
 
 static void fail(ctx_t *cx, const char *path, const char *hint, const char *fmt, ...)
 {
-    char msg[PL_ERR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    pl_cfg_vproblem(cx->errs, cx->file, path, hint, fmt, ap);
     va_end(ap);
-    pl_err_t e;
-    pl_err_set(&e, PL_ECONFIG, path, "%s: %s: %s", cx->file, path[0] ? path : "(top)", msg);
-    if (hint)
-        (void)pl_err_hint(&e, "%s", hint); /* returns e.code, which is known */
-    pl_errlist_push(cx->errs, &e);
     cx->failed++;
 }
 

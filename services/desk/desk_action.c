@@ -64,9 +64,7 @@ static const action_fields_t *fields_of(const char *action)
     return NULL;
 }
 
-/* Person and department ids: 1..64 of letters, digits and . _ - @ (as in
- * routing.json), so they are safe in logs and URLs. */
-static bool id_ok(const char *s, bool dept)
+bool desk_id_ok(const char *s, bool dept)
 {
     size_t n = strlen(s);
     if (n == 0 || n > DESK_ACTOR_MAX)
@@ -127,7 +125,7 @@ static bool check_id(const cJSON *v, const char *name, bool dept, pl_errlist_t *
                        pl_json_type_name(v));
         return false;
     }
-    if (!id_ok(v->valuestring, dept)) {
+    if (!desk_id_ok(v->valuestring, dept)) {
         pl_errlist_add(errs, PL_EINVAL, name,
                        dept ? "%s must be a department id: 1 to 64 letters, digits or _"
                             : "%s must be a user id: 1 to 64 letters, digits or . _ - @",

@@ -30,6 +30,11 @@ desk_action_t *desk_action_new(const cJSON *body, const char *actor_default, int
 /* NULL-safe; nulls *a_p. */
 void desk_action_destroy(desk_action_t **a_p);
 
+/* Whether s is a user id (1..64 of letters, digits and . _ - @, as in
+ * routing.json), or with dept a department id (letters, digits and _):
+ * safe in logs, URLs and events. */
+bool desk_id_ok(const char *s, bool dept);
+
 const pl_wf_action_t *desk_action_def(const desk_action_t *a);
 const char *desk_action_actor(const desk_action_t *a); /* borrowed */
 /* The target department of an assign (NULL when none), borrowed. */

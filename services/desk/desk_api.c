@@ -183,6 +183,19 @@ static void answer_unavailable(call_t *c)
     answer_db_error(c, NULL);
 }
 
+/* When errs holds problems with the request, answers 400 listing them (the
+ * message: the only one, or several when there are more and several is not
+ * NULL), empties errs and returns true. */
+static bool answer_if_invalid(call_t *c, pl_errlist_t *errs, const char *several)
+{
+    if (!errs->count)
+        return false;
+    answer_error(c, 400, "invalid",
+                 errs->count > 1 && several ? several : errs->items[0].message, errs);
+    pl_errlist_reset(errs);
+    return true;
+}
+
 /* ---- who is calling ---- */
 
 #define STAFF (PL_ROLE_AGENT | PL_ROLE_SUPERVISOR | PL_ROLE_ADMIN)
@@ -636,13 +649,8 @@ static void on_cases_list(pl_http_req_t *req, void *arg)
                        "after must be the \"next\" cursor of the previous page, or a case_id");
     if (p_overdue && strcmp(p_overdue, "true") && strcmp(p_overdue, "false"))
         pl_errlist_add(&errs, PL_EINVAL, "overdue", "overdue must be true or false");
-    if (errs.count) {
-        answer_error(c, 400, "invalid", errs.count == 1 ? errs.items[0].message
-                                                        : "the query has several problems",
-                     &errs);
-        pl_errlist_reset(&errs);
+    if (answer_if_invalid(c, &errs, "the query has several problems"))
         return;
-    }
     c->limit = (long)limit;
     char l[24];
     snprintf(l, sizeof l, "%lld", (long long)limit);
@@ -676,11 +684,8 @@ static void on_events_page(pl_http_req_t *req, void *arg)
     pl_errlist_t errs = PL_ERRLIST_INIT;
     int64_t after = query_int(req, "after", 0, 0, INT64_MAX, &errs);
     int64_t limit = query_int(req, "limit", EVENTS_LIMIT_DEFAULT, 1, EVENTS_LIMIT_MAX, &errs);
-    if (errs.count) {
-        answer_error(c, 400, "invalid", errs.items[0].message, &errs);
-        pl_errlist_reset(&errs);
+    if (answer_if_invalid(c, &errs, NULL))
         return;
-    }
     char a[24], l[24];
     snprintf(a, sizeof a, "%lld", (long long)after);
     snprintf(l, sizeof l, "%lld", (long long)limit);
@@ -741,13 +746,8 @@ static void on_stats_page(pl_http_req_t *req, void *arg)
         pl_errlist_add(&errs, PL_EINVAL, "group_by",
                        "group_by must be one of category, priority, department, channel, state, "
                        "day, hour");
-    if (errs.count) {
-        answer_error(c, 400, "invalid", errs.count == 1 ? errs.items[0].message
-                                                        : "the query has several problems",
-                     &errs);
-        pl_errlist_reset(&errs);
+    if (answer_if_invalid(c, &errs, "the query has several problems"))
         return;
-    }
     const char *params[] = {from, to, g};
     if (desk_db_exec(api->opts.db, "stats", 3, params, on_stats, c) < 0)
         answer_unavailable(c);
@@ -826,9 +826,7 @@ static void on_erase(pl_http_req_t *req, void *arg)
     if (body && !id && !phone && !email && errs.count == 0)
         pl_errlist_add(&errs, PL_EINVAL, "customer_id",
                        "name the customer: at least one of customer_id, phone or email");
-    if (errs.count) {
-        answer_error(c, 400, "invalid", errs.items[0].message, &errs);
-        pl_errlist_reset(&errs);
+    if (answer_if_invalid(c, &errs, NULL)) {
         cJSON_Delete(body);
         return;
     }

@@ -5,6 +5,7 @@
  * libsodium-dev, which libzmq already depends on).
  */
 #include "desk_auth.h"
+#include "desk_action.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -31,20 +32,6 @@ struct desk_auth {
 
 static const desk_caller_t OPEN_ADMIN = {"anonymous", PL_ROLE_ADMIN, NULL, true};
 
-static bool id_ok(const char *s, bool dept)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || (!dept && (c == '.' || c == '-' || c == '@'))))
-            return false;
-    }
-    return true;
-}
-
 static bool read_digest(const char *hex, unsigned char out[crypto_hash_sha256_BYTES])
 {
     size_t bin_len = 0;
@@ -63,7 +50,7 @@ static void read_entry(desk_auth_t *a, const cJSON *t, int i, pl_errlist_t *errs
     const char *dept = pl_json_str(t, "department", NULL);
     const char *sha = pl_json_str(t, "sha256", NULL);
     entry_t *e = &a->entries[a->n];
-    if (!name || !id_ok(name, false))
+    if (!name || !desk_id_ok(name, false))
         pl_errlist_add(errs, PL_ECONFIG, path,
                        "%s.name must be a user or system id: 1 to 64 letters, digits or . _ - @",
                        path);
@@ -71,7 +58,7 @@ static void read_entry(desk_auth_t *a, const cJSON *t, int i, pl_errlist_t *errs
     if (!e->caller.role)
         pl_errlist_add(errs, PL_ECONFIG, path,
                        "%s.role must be agent, supervisor, admin or integrator", path);
-    if (e->caller.role == PL_ROLE_AGENT && (!dept || !id_ok(dept, true)))
+    if (e->caller.role == PL_ROLE_AGENT && (!dept || !desk_id_ok(dept, true)))
         pl_errlist_add(errs, PL_ECONFIG, path,
                        "%s.department is required for an agent: the department id whose cases "
                        "the agent works",
